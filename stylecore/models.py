@@ -34,6 +34,33 @@ def build_module(arch: str) -> nn.Module:
 def load_module(arch: str, path: str | Path) -> nn.Module:
     """Build ``arch`` and load ``path`` into it strictly (upstream key layouts are converted)."""
     module = build_module(arch)
-    state = hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
+    state = (
+        hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
+    )
     load_strict(module, state, source=str(path))
     return module.eval().requires_grad_(False)
+
+
+def import_weights(catalog, name: str, path: str | Path, role: str | None = None) -> Path:
+    """Check a user's file against the entry's architecture (strict keys and shapes), then record it.
+
+    Only entries with ``location: import`` take files: the project's own weights are verified by
+    their catalogued sha256 instead.
+    """
+    from stylecore.errors import WeightsError
+
+    spec = catalog.get(name)
+    if spec.location != "import":
+        raise WeightsError(f"weights {name!r} ship with stylepipe ({spec.location}); nothing to import")
+    roles = [f.role for f in spec.files]
+    if role is None:
+        if len(roles) > 1:
+            raise WeightsError(
+                f"weights {name!r} have several files; choose one with --role ({', '.join(roles)})"
+            )
+        role = roles[0]
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: file not found")
+    load_module(spec.file(role).arch, path)  # raises with the key/shape report if it does not fit
+    return catalog.record_import(spec, role, path)

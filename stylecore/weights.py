@@ -225,7 +225,7 @@ def load_catalog(root: Path | None = None, home: Path | None = None) -> Catalog:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read tensors from ``.safetensors`` or a ``torch.save`` file (``weights_only=True``: no pickled code)."""
+    """Read tensors from ``.safetensors`` or a ``torch.save`` file (``weights_only=True``: no code)."""
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -235,7 +235,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: file not found") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a weights file"
+    except Exception as exc:
         raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
@@ -256,7 +256,11 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source:
     )
     if missing or unexpected or misshaped:
         lines = [f"{source}: weights do not match {type(module).__name__}"]
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped)):
+        for title, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", misshaped),
+        ):
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
                 lines.append(f"  {title} ({len(keys)}): {shown}")

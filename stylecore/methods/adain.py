@@ -1,4 +1,6 @@
-"""AdaIN: "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization" (Huang & Belongie, ICCV 2017).
+"""AdaIN: "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization".
+
+Huang & Belongie, ICCV 2017.
 
 ``t = AdaIN(f(c), f(s))`` at ``relu4_1``, decoded by :class:`~stylecore.decoders.VGGDecoder`. With the
 ``vgg19-normalised`` encoder and the ``vgg19`` decoder layout, the upstream pytorch-AdaIN

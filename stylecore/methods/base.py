@@ -49,7 +49,9 @@ class StyleCode:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> StyleCode:
-        return StyleCode(self.method, self.encoder, {k: v.to(device) for k, v in self.tensors.items()}, self.meta)
+        return StyleCode(
+            self.method, self.encoder, {k: v.to(device) for k, v in self.tensors.items()}, self.meta
+        )
 
 
 def as_batch(image: torch.Tensor, what: str) -> torch.Tensor:
@@ -128,7 +130,9 @@ class Stylizer(ABC):
         if spec.method != cls.name:
             raise ParameterError(f"weights {name!r} are for {spec.method or spec.kind!r}, not {cls.name!r}")
         if encoder is not None and encoder != spec.encoder:
-            raise ParameterError(f"weights {name!r} were trained with encoder {spec.encoder!r}, not {encoder!r}")
+            raise ParameterError(
+                f"weights {name!r} were trained with encoder {spec.encoder!r}, not {encoder!r}"
+            )
         from stylecore.models import load_module
 
         modules, sums = {}, {}
@@ -211,7 +215,9 @@ class Stylizer(ABC):
     def _check_weights(self, weights, k: int, masks) -> torch.Tensor | None:
         if weights is None:
             if k > 1 and masks is None:
-                raise ParameterError(f"{k} styles given: pass style_weights to mix them or masks to place them")
+                raise ParameterError(
+                    f"{k} styles given: pass style_weights to mix them or masks to place them"
+                )
             return None
         if masks is not None:
             raise ParameterError("give either style_weights (mix styles) or masks (place styles), not both")
@@ -219,7 +225,9 @@ class Stylizer(ABC):
             raise ParameterError(f"{self.name} does not support style interpolation")
         w = torch.as_tensor(list(weights), dtype=torch.float32)
         if w.numel() != k or (w < 0).any() or w.sum() <= 0:
-            raise ParameterError(f"style_weights must be {k} non-negative numbers with a positive sum, got {weights}")
+            raise ParameterError(
+                f"style_weights must be {k} non-negative numbers with a positive sum, got {weights}"
+            )
         return w / w.sum()
 
     def _check_masks(self, masks, content: torch.Tensor, k: int) -> torch.Tensor | None:
@@ -231,7 +239,9 @@ class Stylizer(ABC):
             masks = masks.unsqueeze(0)
         b, _, h, w = content.shape
         if masks.dim() != 4 or masks.shape[1] != k or masks.shape[0] not in (1, b):
-            raise ParameterError(f"masks must be shaped (1 or {b}, {k}, H, W) for {k} styles, got {tuple(masks.shape)}")
+            raise ParameterError(
+                f"masks must be shaped (1 or {b}, {k}, H, W) for {k} styles, got {tuple(masks.shape)}"
+            )
         masks = masks.to(self.device, torch.float32)
         if masks.shape[-2:] != (h, w):
             masks = F.interpolate(masks, size=(h, w), mode="nearest")
@@ -294,4 +304,3 @@ class FeedForwardStylizer(Stylizer):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
-

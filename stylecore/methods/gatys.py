@@ -29,7 +29,7 @@ CONTENT_LAYER = "relu4_2"
 class GatysParams(MethodParams):
     steps: int = Field(200, ge=1, le=20000, description="optimisation steps (LBFGS: function evaluations)")
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    lr: float | None = Field(None, gt=0, description="learning rate (default: 1.0 for LBFGS, 0.02 for Adam)")
+    lr: float | None = Field(None, gt=0, description="learning rate (default: 1.0 for LBFGS, 0.05 for Adam)")
     style_weight: float = Field(1e4, ge=0)
     content_weight: float = Field(1.0, ge=0)
     init: Literal["content", "noise"] = "content"
@@ -60,7 +60,9 @@ class Gatys(Stylizer):
                 for layer in STYLE_LAYERS
             }
         if p.optimizer == "lbfgs":
-            outs = [self._optimise(content[i : i + 1], targets, p, generator) for i in range(content.shape[0])]
+            outs = [
+                self._optimise(content[i : i + 1], targets, p, generator) for i in range(content.shape[0])
+            ]
             return torch.cat(outs)
         return self._optimise(content, targets, p, generator)
 
@@ -78,14 +80,16 @@ class Gatys(Stylizer):
 
         def loss_fn() -> torch.Tensor:
             feats = self.encoder(x, (*STYLE_LAYERS, CONTENT_LAYER))
-            loss = p.content_weight * (feats[CONTENT_LAYER] - content_target).pow(2).sum(dim=(1, 2, 3)) / c_norm
+            loss = (
+                p.content_weight * (feats[CONTENT_LAYER] - content_target).pow(2).sum(dim=(1, 2, 3)) / c_norm
+            )
             for layer in STYLE_LAYERS:
                 diff = (gram(feats[layer]) - targets[layer]).pow(2).sum(dim=(1, 2))
                 loss = loss + style_weight / len(STYLE_LAYERS) * diff / s_norms[layer]
             return loss.sum()
 
         if p.optimizer == "adam":
-            opt = torch.optim.Adam([x], lr=p.lr or 0.02)
+            opt = torch.optim.Adam([x], lr=p.lr or 0.05)
             for _ in range(p.steps):
                 opt.zero_grad(set_to_none=True)
                 loss_fn().backward()
@@ -99,7 +103,7 @@ class Gatys(Stylizer):
                 n = min(chunk, p.steps - done)
                 opt = torch.optim.LBFGS([x], lr=p.lr or 1.0, max_iter=n, max_eval=n, history_size=50)
 
-                def closure() -> torch.Tensor:
+                def closure(opt: torch.optim.Optimizer = opt) -> torch.Tensor:
                     opt.zero_grad(set_to_none=True)
                     loss = loss_fn()
                     loss.backward()
@@ -110,5 +114,3 @@ class Gatys(Stylizer):
                     x.clamp_(0.0, 1.0)
                 done += n
         return x.detach()
-
-

@@ -1,0 +1,238 @@
+"""The ``stylize`` command line: parses, calls stylecore (or a flow), prints. No business logic here.
+
+Exit codes: 0 success; 1 an input, weights or item problem (printed as bullets); 2 usage error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stylecore.errors import StyleCoreError
+
+app = typer.Typer(help="stylepipe: batch neural style transfer.", no_args_is_help=True, add_completion=False)
+weights_app = typer.Typer(help="List, verify and import model weights.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(problems: list[str] | str, code: int = 1) -> typer.Exit:
+    """Print problems as bullets on stderr and return the Exit to raise."""
+    for p in [problems] if isinstance(problems, str) else problems:
+        err.print(f"[red]•[/red] {p}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def parse_params(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` pairs -> dict, values parsed as YAML scalars (``steps=100`` -> 100)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--param {pair!r}: expected KEY=VALUE", code=2)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def image(
+    content: Annotated[
+        list[Path], typer.Option("--content", "-c", help="content image or folder (repeatable)")
+    ],
+    style: Annotated[list[Path], typer.Option("--style", "-s", help="style image (repeatable)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("output/image"),
+    method: Annotated[str, typer.Option("--method", "-m", help="gatys, adain, sanet or rast")] = "adain",
+    weights: Annotated[str | None, typer.Option(help="weights name from `stylize weights list`")] = None,
+    alpha: Annotated[float, typer.Option(help="style strength in [0, 1]")] = 1.0,
+    preserve_color: Annotated[
+        bool, typer.Option("--preserve-color", help="keep the content's colours")
+    ] = False,
+    size: Annotated[int, typer.Option(help="longest side of the content, in pixels")] = 512,
+    style_size: Annotated[
+        int | None, typer.Option(help="longest side of the styles (default: --size)")
+    ] = None,
+    mix: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--mix", help="mix all styles into one with these weights (one per --style, repeatable)"
+        ),
+    ] = None,
+    mask: Annotated[
+        Path | None, typer.Option(help="mask image: first style where white, second style where black")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="method parameter KEY=VALUE")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="jpg, png or webp")] = "jpg",
+) -> None:
+    """Stylize content images with style images (every content x every style), for single use."""
+    from stylecore.methods import get_method
+    from stylecore.runner import ImageRunner, check_readable, collect_images, plan_image_items
+
+    contents, problems = collect_images(content)
+    styles, style_problems = collect_images(style)
+    problems += style_problems
+    if mask is not None and not mask.is_file():
+        problems.append(f"{mask}: mask file not found")
+    if fmt not in ("jpg", "png", "webp"):
+        problems.append(f"--format {fmt!r}: choose jpg, png or webp")
+    problems += check_readable([*contents, *styles, *([mask] if mask else [])])
+    items, plan_problems = plan_image_items(contents, styles, out, method=method, fmt=fmt, mix=mix, mask=mask)
+    problems += plan_problems
+    if problems:
+        raise fail(problems)
+
+    params = {"alpha": alpha, "preserve_color": preserve_color, **parse_params(param or [])}
+    try:
+        with console.status(f"loading {method} ..."):
+            stylizer = get_method(method).load(weights, device=device)
+        runner = ImageRunner(stylizer, params=params, size=size, style_size=style_size, seed=seed)
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"{len(items)} image(s) with {method} (weights: {stylizer.weights_name or 'none needed'}, "
+        f"encoder: {stylizer.encoder.name}, device: {stylizer.device}) -> {out}"
+    )
+    failures = 0
+    for n, result in enumerate(runner.run(items), start=1):
+        prefix = f"[{n}/{len(items)}]"
+        if result.error:
+            failures += 1
+            err.print(f"{prefix} [red]failed[/red] {result.name}: {result.error}", soft_wrap=True)
+        else:
+            console.print(f"{prefix} {result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
+    if failures:
+        raise fail(f"{failures} of {len(items)} image(s) failed; the others are in {out}")
+    console.print(f"done: {len(items)} image(s) in {out.resolve()}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("output/demo"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+) -> None:
+    """Stylize scikit-image's sample photos with the bundled public-domain paintings."""
+    from flows.demo import best_method, demo_styles, sample_photos
+
+    method, params, size = best_method()
+    param_args = [f"{k}={v}" for k, v in params.items()]
+    console.print(f"demo: {method} at {size} px (the best method with weights installed here)")
+    image(
+        content=sample_photos(),
+        style=demo_styles(),
+        out=out,
+        method=method,
+        weights=None,
+        alpha=1.0,
+        preserve_color=False,
+        size=size,
+        style_size=None,
+        mix=None,
+        mask=None,
+        param=param_args,
+        device=device,
+        seed=0,
+        fmt="jpg",
+    )
+
+
+@app.command()
+def methods() -> None:
+    """List the registered methods and their default weights."""
+    from stylecore.methods import get_method, list_methods
+    from stylecore.weights import load_catalog
+
+    catalog = load_catalog()
+    table = Table("method", "default weights", "installed")
+    for name in list_methods():
+        cls = get_method(name)
+        dw = cls.default_weights
+        installed = (
+            "needs none"
+            if dw is None
+            else ("yes" if dw in catalog.names() and catalog.is_installed(dw) else "no")
+        )
+        table.add_row(name, dw or "-", installed)
+    console.print(table)
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """Every catalog entry with its status (ok, not imported, missing, checksum mismatch)."""
+    from stylecore.weights import load_catalog
+
+    try:
+        catalog = load_catalog()
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    table = Table("name", "kind", "method", "encoder", "where", "status", "licence")
+    for spec in catalog:
+        states = sorted({s.state for s in catalog.status(spec)})
+        table.add_row(
+            spec.name,
+            spec.kind,
+            spec.method or "-",
+            spec.encoder,
+            spec.location,
+            ", ".join(states),
+            spec.license,
+        )
+    console.print(table)
+
+
+@weights_app.command("verify")
+def weights_verify(
+    names: Annotated[list[str] | None, typer.Argument(help="entries to check (default: all)")] = None,
+) -> None:
+    """Check every present file against its sha256. Exit 1 on a missing or mismatched file."""
+    from stylecore.weights import load_catalog
+
+    try:
+        catalog = load_catalog()
+        specs = [catalog.get(n) for n in names] if names else list(catalog)
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    bad = []
+    for spec in specs:
+        for st in catalog.status(spec):
+            label = f"{spec.name} ({st.role})"
+            if st.state == "ok":
+                console.print(f"[green]ok[/green]            {label}  {st.path}")
+            elif st.state == "not imported":
+                console.print(f"[yellow]not imported[/yellow]  {label}")
+            else:
+                bad.append(f"{label}: {st.state}: {st.detail}")
+    if bad:
+        raise fail(bad)
+
+
+@weights_app.command("import")
+def weights_import(
+    name: Annotated[str, typer.Argument(help="catalog entry, e.g. vgg19-normalised")],
+    path: Annotated[Path, typer.Argument(help="the file you have (.pth or .safetensors)")],
+    role: Annotated[
+        str | None, typer.Option(help="which file of a multi-file entry (e.g. transformer)")
+    ] = None,
+) -> None:
+    """Import a weights file you have: checked strictly against the architecture, then recorded."""
+    from stylecore.models import import_weights
+    from stylecore.weights import load_catalog
+
+    try:
+        dest = import_weights(load_catalog(), name, path, role)
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"imported {name} from {path} -> {dest}")
+
+
+if __name__ == "__main__":
+    app()

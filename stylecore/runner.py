@@ -1,0 +1,200 @@
+"""Run a list of stylization items with one loaded stylizer: the whole job, without Prefect.
+
+Style codes are encoded once per (style file, size) and reused for every content image; each output
+is written atomically; a bad item (corrupt content, unreadable style) becomes a failed
+:class:`ItemResult` and the rest go on. The CLI and the Prefect flows both drive this class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylecore.errors import ImageError, ParameterError, StyleCoreError
+from stylecore.imageio import SUPPORTED_SUFFIXES, image_size, read_image, read_mask, write_image
+from stylecore.methods.base import MethodParams, StyleCode, Stylizer
+from stylecore.metrics import timer
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One output image: a content, its style(s), how they combine, and where the result goes."""
+
+    content: Path
+    styles: tuple[Path, ...]
+    output: Path
+    style_weights: tuple[float, ...] | None = None
+    mask: Path | None = None  # white = first style, black = second style
+
+    @property
+    def name(self) -> str:
+        return self.output.name
+
+
+@dataclass
+class ItemResult:
+    item: WorkItem
+    seconds: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def path(self) -> Path:
+        return self.item.output
+
+    @property
+    def name(self) -> str:
+        return self.item.name
+
+
+def params_digest(method: str, params: Mapping[str, Any], weights: str | None) -> str:
+    """Short stable hash of what determines an output (for deterministic output names)."""
+    blob = json.dumps({"method": method, "params": dict(params), "weights": weights}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def collect_images(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Expand folders into their image files (sorted); return (files, problems)."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()
+            )
+            if not found:
+                problems.append(
+                    f"{path}: folder holds no image files ({', '.join(sorted(SUPPORTED_SUFFIXES))})"
+                )
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(f"{path}: file not found")
+    return files, problems
+
+
+def check_readable(paths: Iterable[Path]) -> list[str]:
+    """Header-check every image (cheap) so bad inputs are reported before any work starts."""
+    problems = []
+    for path in dict.fromkeys(paths):
+        try:
+            image_size(path)
+        except ImageError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+class ImageRunner:
+    """Stylizes :class:`WorkItem` s with one stylizer, caching style codes per style file."""
+
+    def __init__(
+        self,
+        stylizer: Stylizer,
+        *,
+        params: MethodParams | Mapping[str, Any] | None = None,
+        size: int = 512,
+        style_size: int | None = None,
+        quality: int = 95,
+        seed: int = 0,
+    ) -> None:
+        self.stylizer = stylizer
+        self.params = stylizer.make_params(params)
+        self.size = size
+        self.style_size = style_size or size
+        self.quality = quality
+        self.seed = seed
+        self._codes: dict[Path, StyleCode] = {}
+
+    def style_code(self, path: Path) -> StyleCode:
+        key = path.resolve()
+        if key not in self._codes:
+            self._codes[key] = self.stylizer.encode_style(read_image(path, max_side=self.style_size))
+        return self._codes[key]
+
+    def run(self, items: Sequence[WorkItem]) -> Iterator[ItemResult]:
+        for item in items:
+            yield self.run_one(item)
+
+    def run_one(self, item: WorkItem) -> ItemResult:
+        result = ItemResult(item)
+        try:
+            with timer() as t:
+                image = self.stylize_item(item)
+                write_image(image, item.output, quality=self.quality)
+            result.seconds = t["seconds"]
+        except StyleCoreError as exc:
+            result.error = str(exc)
+        return result
+
+    def stylize_item(self, item: WorkItem) -> torch.Tensor:
+        content = read_image(item.content, max_side=self.size).unsqueeze(0)
+        codes = [self.style_code(p) for p in item.styles]
+        masks = None
+        if item.mask is not None:
+            if len(codes) != 2:
+                raise ParameterError(f"{item.mask}: a mask places exactly two styles, got {len(codes)}")
+            m = read_mask(item.mask, size=tuple(content.shape[-2:]))
+            masks = torch.cat([m, 1.0 - m]).unsqueeze(0)
+        generator = torch.Generator().manual_seed(self.seed)
+        return self.stylizer.stylize(
+            content,
+            codes,
+            params=self.params,
+            style_weights=item.style_weights,
+            masks=masks,
+            generator=generator,
+        )[0]
+
+
+def plan_image_items(
+    contents: Sequence[Path],
+    styles: Sequence[Path],
+    out: Path,
+    *,
+    method: str,
+    fmt: str = "jpg",
+    mix: Sequence[float] | None = None,
+    mask: Path | None = None,
+) -> tuple[list[WorkItem], list[str]]:
+    """Every content x every style, or every content x one mixed/masked style set.
+
+    Output names are ``<content>__<style>__<method>.<fmt>``; two items that would share a name are
+    reported rather than silently overwriting each other.
+    """
+    problems: list[str] = []
+    if mix is not None and mask is not None:
+        problems.append("--mix and --mask cannot be combined: mix blends styles, mask places them")
+    if mix is not None and len(mix) != len(styles):
+        problems.append(f"--mix has {len(mix)} weight(s) for {len(styles)} style(s); give one per style")
+    if mask is not None and len(styles) != 2:
+        problems.append(f"--mask places exactly two styles, got {len(styles)}")
+    if problems:
+        return [], problems
+    items: list[WorkItem] = []
+    for c in contents:
+        if mix is not None or mask is not None:
+            tag = ("mix-" if mix is not None else "mask-") + "+".join(s.stem for s in styles)
+            weights = tuple(float(w) for w in mix) if mix is not None else None
+            items.append(WorkItem(c, tuple(styles), out / f"{c.stem}__{tag}__{method}.{fmt}", weights, mask))
+        else:
+            items += [WorkItem(c, (s,), out / f"{c.stem}__{s.stem}__{method}.{fmt}") for s in styles]
+    seen: dict[Path, WorkItem] = {}
+    for item in items:
+        if item.output in seen:
+            other = seen[item.output]
+            problems.append(
+                f"{item.content} and {other.content}: both would write {item.output.name}; rename one"
+            )
+        seen[item.output] = item
+    return items, problems

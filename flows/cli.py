@@ -165,6 +165,100 @@ def methods() -> None:
     console.print(table)
 
 
+@app.command()
+def train(
+    method: Annotated[str, typer.Argument(help="adain (sanet and rast: not yet)")],
+    content: Annotated[list[Path], typer.Option("--content", help="folder of content photos (repeatable)")],
+    style: Annotated[list[Path], typer.Option("--style", help="folder of style images (repeatable)")],
+    steps: Annotated[int, typer.Option(help="total optimisation steps")],
+    out: Annotated[Path, typer.Option(help="checkpoint file (optimiser state included; keep out of git)")],
+    size: Annotated[int, typer.Option(help="square crop side in pixels")] = 128,
+    batch: Annotated[int, typer.Option(help="batch size")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-4,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from --out if it exists")] = False,
+    init_from: Annotated[
+        Path | None, typer.Option(help="start from these weights (e.g. a shipped fp16 file)")
+    ] = None,
+    exclude: Annotated[
+        Path | None, typer.Option(help="file listing held-out images (default: benchmarks/eval_split.txt)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    checkpoint_minutes: Annotated[float, typer.Option(help="minutes between checkpoints")] = 5.0,
+    seed: Annotated[int, typer.Option(help="data-order seed")] = 0,
+) -> None:
+    """Train a method's decoder on folders of images, resumably (Ctrl-C loses at most one interval)."""
+    from pydantic import ValidationError
+
+    from stylecore.train.loop import TrainConfig, Trainer
+
+    default_split = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_split.txt"
+    split = exclude or (default_split if default_split.is_file() else None)
+    held_out = []
+    if split is not None:
+        held_out = [
+            Path(line).name for line in split.read_text().splitlines() if line and not line.startswith("#")
+        ]
+    try:
+        cfg = TrainConfig(
+            method=method,
+            content_dirs=content,
+            style_dirs=style,
+            exclude=held_out,
+            steps=steps,
+            batch=batch,
+            size=size,
+            lr=lr,
+            init_from=init_from,
+            seed=seed,
+            checkpoint_every_s=checkpoint_minutes * 60,
+        )
+    except ValidationError as exc:
+        raise fail([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    try:
+        with console.status("loading the training images ..."):
+            trainer = Trainer(cfg, out, device=device)
+        if resume and trainer.resume():
+            console.print(f"resumed {out} at step {trainer.step}")
+        elif out.exists() and not resume:
+            raise fail(f"{out} exists: pass --resume to continue it, or choose another --out")
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"training {method}: {len(trainer.content.pool)} contents, {len(trainer.style.pool)} styles, "
+        f"{len(held_out)} held out, device {trainer.device}, log {out.with_suffix('.csv')}"
+    )
+
+    def show(row: dict[str, float]) -> None:
+        console.print(
+            f"step {row['step']:>7}/{steps}  loss {row['loss']:.4g}  content {row['content']:.4g}  "
+            f"style {row['style']:.4g}  {row['it_per_s']:.2f} it/s"
+        )
+
+    try:
+        path = trainer.run(on_log=show)
+    except KeyboardInterrupt:
+        trainer.save()
+        raise fail(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume") from None
+    console.print(f"done: {path}")
+
+
+@weights_app.command("export")
+def weights_export(
+    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint written by stylize train")],
+    name: Annotated[str, typer.Option(help="catalog name, e.g. adain-vgg16hed")],
+) -> None:
+    """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""
+    from stylecore.train.export import export_checkpoint
+
+    try:
+        entry = export_checkpoint(checkpoint, name)
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"exported {name}: weights/{entry['files'][0]['filename']} sha256 {entry['files'][0]['sha256']}"
+    )
+
+
 @weights_app.command("list")
 def weights_list() -> None:
     """Every catalog entry with its status (ok, not imported, missing, checksum mismatch)."""

@@ -288,3 +288,13 @@ def _atomic_write_text(dest: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
+    """Add or replace one entry of ``catalog.json`` (validated first, written atomically)."""
+    WeightsSpec.from_json(entry)  # refuse a malformed entry before touching the file
+    root = Path(root) if root is not None else weights_dir()
+    path = root / CATALOG_FILE
+    raw = json.loads(path.read_text())
+    raw["weights"] = [e for e in raw["weights"] if e["name"] != entry["name"]] + [dict(entry)]
+    _atomic_write_text(path, json.dumps(raw, indent=2) + "\n")

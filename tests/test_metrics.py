@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.errors import ParameterError
+from stylecore.metrics import Metrics, ssim, timer
+from stylecore.ops import gram, mean_std
+from tests.conftest import synthetic_image
+
+
+@pytest.fixture(scope="module")
+def metrics(random_encoder):
+    return Metrics(random_encoder)
+
+
+def test_distances_are_zero_for_identical_images(metrics):
+    x = synthetic_image().unsqueeze(0)
+    assert float(metrics.f_s(x, x)) == pytest.approx(0.0, abs=1e-4)
+    assert float(metrics.f_c(x, x)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_f_s_follows_the_seed_formula(metrics, random_encoder):
+    a, b = synthetic_image(seed=1).unsqueeze(0), synthetic_image(seed=5).flip(1).unsqueeze(0)
+    expected = 0.0
+    fa, fb = random_encoder(a), random_encoder(b)
+    for layer in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"):
+        ma, sa = mean_std(fa[layer], eps=0.0)
+        mb, sb = mean_std(fb[layer], eps=0.0)
+        expected += float((ma - mb).norm() + (sa - sb).norm())
+    assert float(metrics.f_s(a, b)) == pytest.approx(expected, rel=1e-5)
+    assert float(metrics.f_s(a, metrics.style_stats(b))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_f_c_follows_the_seed_formula(metrics, random_encoder):
+    a, b = synthetic_image(seed=1).unsqueeze(0), synthetic_image(seed=2).unsqueeze(0)
+    fa, fb = random_encoder(a, ("relu4_1", "relu5_1")), random_encoder(b, ("relu4_1", "relu5_1"))
+    expected = float((fa["relu4_1"] - fb["relu4_1"]).norm() + (fa["relu5_1"] - fb["relu5_1"]).norm())
+    assert float(metrics.f_c(a, b)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ParameterError, match="same size"):
+        metrics.f_c(a, synthetic_image(32, 32).unsqueeze(0))
+
+
+def test_batched_values_are_per_image(metrics):
+    a = torch.stack([synthetic_image(seed=1), synthetic_image(seed=2)])
+    b = synthetic_image(seed=3).unsqueeze(0)
+    together = metrics.f_s(a, b)
+    assert together.shape == (2,)
+    assert float(together[1]) == pytest.approx(float(metrics.f_s(a[1:], b)), rel=1e-5)
+
+
+def test_gram_definition():
+    f = torch.arange(12.0).view(1, 2, 2, 3)
+    flat = f.view(2, 6)
+    torch.testing.assert_close(gram(f)[0], flat @ flat.T / 6)
+
+
+def test_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    a = synthetic_image(64, 64, seed=1).unsqueeze(0)
+    b = (a + 0.05 * torch.randn_like(a, generator=None)).clamp(0, 1)
+    ours = float(ssim(a[:, :1], b[:, :1]))
+    ref = structural_similarity(a[0, 0].double().numpy(), b[0, 0].double().numpy(), data_range=1.0,
+                                gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ours == pytest.approx(ref, abs=1e-5)
+    assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_timer():
+    with timer() as t:
+        sum(range(1000))
+    assert t["seconds"] >= 0.0

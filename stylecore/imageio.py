@@ -12,6 +12,7 @@ the decompression-bomb limit is a per-call argument and truncation is detected b
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import stat
@@ -29,6 +30,7 @@ from stylecore.errors import ImageError, ParameterError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "SUPPORTED_SUFFIXES",
+    "encode_image",
     "from_pil",
     "image_size",
     "read_image",
@@ -172,25 +174,25 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 # --------------------------------------------------------------------------------------------- writing
 
 
-def write_image(img: torch.Tensor, path: str | Path, *, quality: int = 95) -> Path:
-    """Encode ``img`` (3, H, W) / (1, 3, H, W) in [0, 1] to ``path``, atomically; return the path.
+def encode_image(
+    img: torch.Tensor, suffix: str, *, quality: int = 95, name: str | Path = "<memory>"
+) -> bytes:
+    """Encode ``img`` (3, H, W) / (1, 3, H, W) in [0, 1] to the bytes of a ``suffix`` file (``.jpg`` ...).
 
-    The format follows the suffix. The data goes to a hidden temporary file in the same directory,
-    is fsynced, then renamed over ``path``, so readers never see a half-written image and a failure
-    leaves any previous file untouched. ``quality`` (1..100) applies to JPEG and WebP.
+    ``quality`` (1..100) applies to JPEG and WebP. ``name`` only labels errors.
     """
-    path = Path(path)
-    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    fmt = _WRITE_FORMATS.get(suffix.lower())
     if fmt is None:
-        suffix = path.suffix or "(no suffix)"
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise ImageError(path, f"unsupported output format {suffix} (supported: {supported})")
+        raise ImageError(
+            name, f"unsupported output format {suffix or '(no suffix)'} (supported: {supported})"
+        )
     if not 1 <= quality <= 100:
         raise ParameterError(f"quality must be in 1..100, got {quality}")
     try:
         im = to_pil(img)
     except ParameterError as exc:
-        raise ImageError(path, f"cannot write image: {exc}") from exc
+        raise ImageError(name, f"cannot write image: {exc}") from exc
 
     options: dict[str, object] = {}
     if fmt == "JPEG":
@@ -201,7 +203,23 @@ def write_image(img: torch.Tensor, path: str | Path, *, quality: int = 95) -> Pa
         options = {"quality": quality}
     elif fmt == "PNG":
         options = {"optimize": False}  # optimize costs many seconds on large images for ~few % size
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=fmt, **options)
+    except Exception as exc:
+        raise ImageError(name, f"cannot encode image ({_reason(exc)})") from exc
+    return buf.getvalue()
 
+
+def write_image(img: torch.Tensor, path: str | Path, *, quality: int = 95) -> Path:
+    """Encode ``img`` (3, H, W) / (1, 3, H, W) in [0, 1] to ``path``, atomically; return the path.
+
+    The format follows the suffix. The data goes to a hidden temporary file in the same directory,
+    is fsynced, then renamed over ``path``, so readers never see a half-written image and a failure
+    leaves any previous file untouched.
+    """
+    path = Path(path)
+    data = encode_image(img, path.suffix, quality=quality, name=path)
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +227,7 @@ def write_image(img: torch.Tensor, path: str | Path, *, quality: int = 95) -> Pa
         # os.open with 0o666 lets the umask decide permissions (mkstemp would force 0600).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
-            im.save(f, format=fmt, **options)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

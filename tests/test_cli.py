@@ -24,7 +24,11 @@ def images(tmp_path) -> dict[str, Path]:
     write_image(synthetic_image(40, 56, seed=1), tmp_path / "photo.png")
     write_image(synthetic_image(48, 48, seed=2), tmp_path / "painting.jpg")
     write_image(synthetic_image(48, 48, seed=3), tmp_path / "painting2.png")
-    return {"content": tmp_path / "photo.png", "style": tmp_path / "painting.jpg", "style2": tmp_path / "painting2.png"}
+    return {
+        "content": tmp_path / "photo.png",
+        "style": tmp_path / "painting.jpg",
+        "style2": tmp_path / "painting2.png",
+    }
 
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -50,8 +54,23 @@ def run(*args: str):
 
 def test_gatys_end_to_end(images, tmp_path):
     out = tmp_path / "out"
-    res = run("image", "--method", "gatys", "-c", images["content"], "-s", images["style"], "--out", out,
-              "--size", 48, "-p", "steps=2", "--device", "cpu")
+    res = run(
+        "image",
+        "--method",
+        "gatys",
+        "-c",
+        images["content"],
+        "-s",
+        images["style"],
+        "--out",
+        out,
+        "--size",
+        48,
+        "-p",
+        "steps=2",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.output
     made = out / "photo__painting__gatys.jpg"
     assert made.is_file() and str(made) in res.output.replace("\n", "")
@@ -74,36 +93,104 @@ def test_bad_inputs_are_reported_before_work(kind, role, images, tmp_path):
 
 def test_every_problem_is_listed_at_once(images, tmp_path):
     bad = bad_files(tmp_path)
-    res = run("image", "-m", "gatys", "-c", bad["empty"][0], "-c", bad["missing"][0], "-s", bad["not an image"][0], "--out", tmp_path / "o")
+    res = run(
+        "image",
+        "-m",
+        "gatys",
+        "-c",
+        bad["empty"][0],
+        "-c",
+        bad["missing"][0],
+        "-s",
+        bad["not an image"][0],
+        "--out",
+        tmp_path / "o",
+    )
     assert res.exit_code == 1
     for key in ("empty", "missing", "not an image"):
         assert str(bad[key][0]) in res.output
 
 
 def test_method_without_trained_weights_says_so(images, tmp_path):
-    res = run("image", "-m", "adain", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o",
-              "--weights", "adain-vgg19-upstream")
+    res = run(
+        "image",
+        "-m",
+        "adain",
+        "-c",
+        images["content"],
+        "-s",
+        images["style"],
+        "--out",
+        tmp_path / "o",
+        "--weights",
+        "adain-vgg19-upstream",
+    )
     assert res.exit_code == 1
     assert "not installed" in res.output and "stylize weights import adain-vgg19-upstream" in res.output
 
 
 def test_unknown_method_suggests(images, tmp_path):
-    res = run("image", "-m", "sanett", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o")
+    res = run(
+        "image", "-m", "sanett", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o"
+    )
     assert res.exit_code == 1 and "Did you mean 'sanet'" in res.output
 
 
 def test_bad_parameter_value(images, tmp_path):
-    res = run("image", "-m", "gatys", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o",
-              "--alpha", "2")
+    res = run(
+        "image",
+        "-m",
+        "gatys",
+        "-c",
+        images["content"],
+        "-s",
+        images["style"],
+        "--out",
+        tmp_path / "o",
+        "--alpha",
+        "2",
+    )
     assert res.exit_code == 1 and "alpha" in res.output
 
 
 def test_mix_and_mask_options(images, tmp_path):
-    res = run("image", "-m", "gatys", "-c", images["content"], "-s", images["style"], "-s", images["style2"],
-              "--mix", "1", "--out", tmp_path / "o")
+    res = run(
+        "image",
+        "-m",
+        "gatys",
+        "-c",
+        images["content"],
+        "-s",
+        images["style"],
+        "-s",
+        images["style2"],
+        "--mix",
+        "1",
+        "--out",
+        tmp_path / "o",
+    )
     assert res.exit_code == 1 and "--mix has 1 weight(s) for 2 style(s)" in res.output
-    res = run("image", "-m", "gatys", "-c", images["content"], "-s", images["style"], "-s", images["style2"],
-              "--mix", "1", "--mix", "3", "--size", 40, "-p", "steps=1", "--out", tmp_path / "o")
+    res = run(
+        "image",
+        "-m",
+        "gatys",
+        "-c",
+        images["content"],
+        "-s",
+        images["style"],
+        "-s",
+        images["style2"],
+        "--mix",
+        "1",
+        "--mix",
+        "3",
+        "--size",
+        40,
+        "-p",
+        "steps=1",
+        "--out",
+        tmp_path / "o",
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "photo__mix-painting+painting2__gatys.jpg").is_file()
 
@@ -142,5 +229,3 @@ def test_tampered_import_fails_verify(tmp_path):
 def test_methods_command():
     res = run("methods")
     assert res.exit_code == 0 and "gatys" in res.output and "needs none" in res.output
-
-

@@ -15,7 +15,11 @@ def test_layer_shapes_and_names(random_encoder):
     x = synthetic_image(64, 80).unsqueeze(0)
     feats = random_encoder(x, (*STYLE_LAYERS, "relu4_2"))
     assert [tuple(feats[k].shape[1:]) for k in STYLE_LAYERS] == [
-        (64, 64, 80), (128, 32, 40), (256, 16, 20), (512, 8, 10), (512, 4, 5)
+        (64, 64, 80),
+        (128, 32, 40),
+        (256, 16, 20),
+        (512, 8, 10),
+        (512, 4, 5),
     ]
     assert feats["relu4_2"].shape == feats["relu4_1"].shape
     assert random_encoder.channels("relu3_1") == 256

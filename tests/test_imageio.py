@@ -533,18 +533,28 @@ def test_write_failure_keeps_existing_file(tmp_path: Path, monkeypatch: pytest.M
     before = path.read_bytes()
     seen: list[str] = []
 
-    def failing_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+    def failing_fsync(fd: int) -> None:
         seen.extend(_leftovers(tmp_path))
-        fp.write(b"partial")  # type: ignore[attr-defined]
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(ImageError) as exc:
         write_image(noise(seed=2), path)
     check_error(exc, path, "cannot write image", "disk full")
     assert path.read_bytes() == before
     assert _leftovers(tmp_path) == []
     assert len(seen) == 1 and seen[0].startswith(".a.png.")  # the temp file existed while writing
+
+
+def test_encode_failure_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        raise OSError("encoder broke")
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(ImageError) as exc:
+        write_image(noise(seed=2), tmp_path / "b.png")
+    check_error(exc, tmp_path / "b.png", "cannot encode image", "encoder broke")
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "b.png").exists()
 
 
 def test_write_unsupported_suffix(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_shape_range_and_determinism(name, random_encoder, content_batch, style_
     out2 = s.stylize(content_batch, code, params=params, generator=g2)
     assert out1.shape == content_batch.shape
     assert out1.dtype == torch.float32
-    assert 0.0 <= float(out1.min()) and float(out1.max()) <= 1.0
+    assert float(out1.min()) >= 0.0 and float(out1.max()) <= 1.0
     torch.testing.assert_close(out1, out2, rtol=0, atol=0)
 
 
@@ -72,16 +72,18 @@ def test_bad_parameters_are_refused_by_name(name, random_encoder, content_batch,
 @pytest.mark.parametrize("name", list_methods())
 def test_preserve_color_keeps_content_chroma(name, random_encoder, content_batch, style_images):
     s = stylizer(name, random_encoder)
-    out = s.stylize(content_batch, s.encode_style(style_images[0]), params={**FAST.get(name, {}),
-                                                                             "preserve_color": True})
+    out = s.stylize(
+        content_batch, s.encode_style(style_images[0]), params={**FAST.get(name, {}), "preserve_color": True}
+    )
     chroma_out, chroma_in = rgb_to_ycbcr(out)[:, 1:], rgb_to_ycbcr(content_batch)[:, 1:]
     # equal up to clipping to [0, 1] at saturated pixels
     assert (chroma_out - chroma_in).abs().mean() < 0.02
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_interpolation_with_one_hot_weights_equals_single_style(name, random_encoder, content_batch,
-                                                                style_images):
+def test_interpolation_with_one_hot_weights_equals_single_style(
+    name, random_encoder, content_batch, style_images
+):
     s = stylizer(name, random_encoder)
     a, b = (s.encode_style(im) for im in style_images)
     params = FAST.get(name, {})

@@ -61,8 +61,14 @@ def test_ssim_matches_scikit_image():
     a = synthetic_image(64, 64, seed=1).unsqueeze(0)
     b = (a + 0.05 * torch.randn_like(a, generator=None)).clamp(0, 1)
     ours = float(ssim(a[:, :1], b[:, :1]))
-    ref = structural_similarity(a[0, 0].double().numpy(), b[0, 0].double().numpy(), data_range=1.0,
-                                gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ref = structural_similarity(
+        a[0, 0].double().numpy(),
+        b[0, 0].double().numpy(),
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
     assert ours == pytest.approx(ref, abs=1e-5)
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-6)
 

@@ -27,8 +27,9 @@ def folders(tmp_path) -> tuple[Path, Path]:
 
 
 def config(folders, steps: int, **kw) -> TrainConfig:
-    return TrainConfig(content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, batch=2, size=32,
-                       log_every=1, **kw)
+    return TrainConfig(
+        content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, batch=2, size=32, log_every=1, **kw
+    )
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_encoder):
@@ -41,7 +42,9 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
     assert resumed.resume() and resumed.step == 2
     resumed.run()
 
-    for (k, a), (_, b) in zip(full.decoder.state_dict().items(), resumed.decoder.state_dict().items(), strict=True):
+    for (k, a), (_, b) in zip(
+        full.decoder.state_dict().items(), resumed.decoder.state_dict().items(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     log = (tmp_path / "part.csv").read_text().splitlines()
     assert log[0].startswith("step,") and [row.split(",")[0] for row in log[1:]] == ["1", "2", "3", "4"]
@@ -52,7 +55,9 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     ckpt = trainer.run()
     root = tmp_path / "weights"
     root.mkdir()
-    (root / "catalog.json").write_text((Path(__file__).parent / "data" / "empty" / "catalog.json").read_text())
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
     export_checkpoint(ckpt, "adain-test", root=root)
     catalog = load_catalog(root)
     assert catalog.is_installed("adain-test")

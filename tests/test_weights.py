@@ -26,9 +26,15 @@ def make_catalog(tmp_path: Path, entries: list[dict]) -> Path:
 
 def project_entry(name: str, filename: str, sha: str, arch: str = "decoder-vgg16") -> dict:
     return {
-        "name": name, "kind": "method", "arch": "adain", "encoder": "vgg16-hed", "location": "project",
+        "name": name,
+        "kind": "method",
+        "arch": "adain",
+        "encoder": "vgg16-hed",
+        "location": "project",
         "files": [{"role": "decoder", "filename": filename, "arch": arch, "sha256": sha}],
-        "license": "MIT", "source": "test", "preprocessing": "rgb01",
+        "license": "MIT",
+        "source": "test",
+        "preprocessing": "rgb01",
     }
 
 
@@ -118,8 +124,11 @@ def test_wrong_shapes_are_reported(tmp_path):
     from stylecore.decoders import VGGDecoder
 
     with pytest.raises(WeightsError, match=r"wrong shapes \(1\): 1.weight"):
-        load_strict(VGGDecoder("vgg19"), {**VGGDecoder("vgg19").state_dict(), "1.weight": torch.zeros(2, 2, 3, 3)},
-                    source="test")
+        load_strict(
+            VGGDecoder("vgg19"),
+            {**VGGDecoder("vgg19").state_dict(), "1.weight": torch.zeros(2, 2, 3, 3)},
+            source="test",
+        )
 
 
 def test_a_vgg19_file_is_not_a_decoder(tmp_path):

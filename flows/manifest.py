@@ -1,0 +1,293 @@
+"""YAML manifests: pydantic models, path/glob expansion and validation before any work starts.
+
+A manifest is loaded with ``yaml.safe_load``, its ``defaults`` block is merged under each job, and the
+result is validated by :class:`Manifest` (``extra="forbid"``, a ``schema_version``, jobs told apart by
+``kind``). Then :func:`plan` resolves every path relative to the manifest file, expands globs and
+folders in sorted order, pairs contents with styles and checks everything it can without running a
+model. All problems are collected with their location (``jobs[1].styles[0]: no files match ...``) and
+raised together as :class:`ManifestError`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stylecore.errors import StyleCoreError
+from stylecore.imageio import SUPPORTED_SUFFIXES
+from stylecore.runner import WorkItem, check_readable
+
+SCHEMA_VERSION = 1
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ManifestError(StyleCoreError):
+    """Every problem of a manifest, each as ``location: message``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageJobSpec(_Model):
+    """Artistic transfer of content images with style images."""
+
+    kind: Literal["image"]
+    name: str = Field(description="job name; also the output sub-folder")
+    method: str = "adain"
+    weights: str | None = Field(None, description="catalog name (default: the method's default)")
+    contents: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
+    styles: list[str] = Field(min_length=1)
+    pairing: Literal["product", "zip", "random"] = "product"
+    count: int | None = Field(None, ge=1, description="pairs to draw with pairing: random")
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, description="method parameters (alpha, steps, ...)")
+    size: int = Field(512, ge=16, le=8192, description="longest side of the content")
+    style_size: int | None = Field(None, ge=16, le=8192)
+    format: Literal["jpg", "png", "webp"] = "jpg"
+    quality: int = Field(95, ge=1, le=100)
+    mix: list[float] | None = Field(None, description="mix all styles with these weights (one per style)")
+    metrics: bool = Field(True, description="compute f_c and f_s for every output")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_plain_folder(cls, v: str) -> str:
+        if not JOB_NAME.match(v) or v in (".", ".."):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return v
+
+
+# The union is discriminated on ``kind``; photoreal, mesh and augment jobs join it with their issues.
+JobSpec = Annotated[ImageJobSpec, Field(discriminator="kind")]
+JOB_KINDS = ("image",)
+
+
+class Manifest(_Model):
+    schema_version: Literal[1]
+    name: str | None = None
+    output: str = Field("output", description="output root: a folder (relative to the manifest) or a URL")
+    device: str = "auto"
+    chunk_size: int = Field(100, ge=1, le=10000, description="items per Prefect task")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="merged under every job")
+    jobs: list[JobSpec] = Field(min_length=1)
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+
+
+def _format_loc(loc: Iterable[Any]) -> str:
+    """pydantic's ``('jobs', 0, 'image', 'styles', 1)`` -> ``jobs[0].styles[1]``."""
+    parts = list(loc)
+    out = ""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i >= 2 and parts[i - 2] == "jobs" and isinstance(parts[i - 1], int) and part in JOB_KINDS:
+            continue  # the discriminator tag pydantic inserts after the job index
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError(str(path), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(str(path), [f"cannot read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ManifestError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(data, dict):
+        raise ManifestError(str(path), ["expected a mapping with schema_version, output and jobs"])
+    if data.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise ManifestError(
+            str(path),
+            [
+                f"schema_version: {data['schema_version']!r} is not supported "
+                f"(this stylepipe reads version {SCHEMA_VERSION})"
+            ],
+        )
+    defaults = data.get("defaults") or {}
+    jobs = data.get("jobs")
+    if isinstance(defaults, dict) and isinstance(jobs, list):
+        data = {**data, "jobs": [{**defaults, **j} if isinstance(j, dict) else j for j in jobs]}
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        raise ManifestError(str(path), problems) from None
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    if error["type"] == "union_tag_invalid":
+        return f"unknown job kind {error['input'].get('kind')!r}; supported: image"
+    if error["type"] == "union_tag_not_found":
+        return "each job needs a 'kind' (supported: image)"
+    return error["msg"]
+
+
+# ---- planning ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    index: int
+    spec: ImageJobSpec
+    items: tuple[WorkItem, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: Manifest
+    source: Path
+    output_root: str
+    jobs: tuple[PlannedJob, ...]
+
+    @property
+    def items(self) -> list[WorkItem]:
+        return [item for job in self.jobs for item in job.items]
+
+
+def expand(patterns: list[str], base: Path, where: str, problems: list[str]) -> list[Path]:
+    """Files, folders (their images) and globs, relative to ``base``; sorted within each entry."""
+    files: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        loc = f"{where}[{i}]"
+        full = base / pattern
+        if glob.has_magic(pattern):
+            found = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+            if not found:
+                problems.append(f"{loc}: no files match {pattern!r} (in {base})")
+        elif full.is_dir():
+            found = sorted(
+                p for p in full.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()
+            )
+            if not found:
+                problems.append(f"{loc}: folder {pattern!r} holds no images")
+        elif full.is_file():
+            found = [full]
+        else:
+            problems.append(f"{loc}: file not found: {full}")
+            found = []
+        files += found
+    return list(dict.fromkeys(files))
+
+
+def output_name(job: ImageJobSpec, content: Path, styles: tuple[Path, ...], base: Path) -> str:
+    """Deterministic and readable: ``<content>__<style>__<method>-<8 hex>.<fmt>``; the hash covers the
+    job's parameters and the full input paths, so different inputs never share a name."""
+    key = json.dumps(
+        {
+            "content": _rel(content, base),
+            "styles": [_rel(s, base) for s in styles],
+            "method": job.method,
+            "weights": job.weights,
+            "params": job.params,
+            "size": job.size,
+            "style_size": job.style_size,
+            "mix": job.mix,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    style_tag = styles[0].stem if len(styles) == 1 else "mix-" + "+".join(s.stem for s in styles)
+    return f"{content.stem}__{style_tag}__{job.method}-{digest}.{job.format}"
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_files: bool = True) -> Plan:
+    """Resolve every job into work items, or raise :class:`ManifestError` with every problem."""
+    from stylecore.errors import ParameterError, UnknownNameError
+    from stylecore.methods import get_method
+    from stylecore.weights import load_catalog
+
+    base = source.parent
+    problems: list[str] = []
+    root = output or manifest.output
+    if "://" not in root:
+        root = str((base / root).resolve())
+    names = [j.name for j in manifest.jobs]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problems.append(f"jobs[{i}].name: {name!r} is used by jobs[{names.index(name)}] too")
+    catalog = load_catalog()
+    planned = []
+    for i, job in enumerate(manifest.jobs):
+        where = f"jobs[{i}]"
+        try:
+            cls = get_method(job.method)
+            cls.Params.model_validate(job.params)
+        except UnknownNameError as exc:
+            problems.append(f"{where}.method: {exc}")
+        except ValidationError as exc:
+            problems += [f"{where}.params.{_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        if job.weights is not None and job.weights not in catalog.names():
+            problems.append(f"{where}.weights: {UnknownNameError('weights', job.weights, catalog.names())}")
+        contents = expand(job.contents, base, f"{where}.contents", problems)
+        styles = expand(job.styles, base, f"{where}.styles", problems)
+        if check_files:
+            problems += [f"{where}: {p}" for p in check_readable([*styles])]
+        try:
+            pairs = pair(job, contents, styles)
+        except ParameterError as exc:
+            problems.append(f"{where}.pairing: {exc}")
+            pairs = []
+        out_dir = job.name
+        items = tuple(
+            WorkItem(c, s, Path(out_dir) / output_name(job, c, s, base), tuple(job.mix) if job.mix else None)
+            for c, s in pairs
+        )
+        planned.append(PlannedJob(i, job, items))
+    if problems:
+        raise ManifestError(str(source), problems)
+    return Plan(manifest, source, root, tuple(planned))
+
+
+def pair(job: ImageJobSpec, contents: list[Path], styles: list[Path]) -> list[tuple[Path, tuple[Path, ...]]]:
+    from stylecore.errors import ParameterError
+
+    if not contents or not styles:
+        return []
+    if job.mix is not None:
+        if len(job.mix) != len(styles):
+            raise ParameterError(f"mix has {len(job.mix)} weights for {len(styles)} styles")
+        return [(c, tuple(styles)) for c in contents]
+    if job.pairing == "product":
+        return [(c, (s,)) for c in contents for s in styles]
+    if job.pairing == "zip":
+        if len(contents) != len(styles):
+            raise ParameterError(
+                f"zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
+            )
+        return [(c, (s,)) for c, s in zip(contents, styles, strict=True)]
+    rng = random.Random(job.seed)
+    count = job.count or len(contents)
+    return [(c, (rng.choice(styles),)) for c in (contents * (count // len(contents) + 1))[:count]]

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from flows.demo import DEMO_STYLES, sample_photos
 from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
+
+MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
 
 def main() -> None:
@@ -29,8 +30,8 @@ def main() -> None:
     args = ap.parse_args()
 
     gatys = get_method("gatys").load(device="cpu")
-    content_path = next(p for p in sample_photos() if p.stem == "chelsea")
-    style_path = DEMO_STYLES / "starry_night.jpg"
+    content_path = MANIFESTS / "photos" / "chelsea.jpg"
+    style_path = MANIFESTS / "styles" / "starry_night.jpg"
     print(f"cpu: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"content {content_path.name}, style {style_path.name}, {args.steps} steps, encoder vgg16-hed")
     print(f"{'size':>5} {'optimizer':>9} {'pixels':>9} {'seconds':>8} {'s/step':>7}")

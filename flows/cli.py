@@ -17,6 +17,7 @@ from stylecore.errors import StyleCoreError
 app = typer.Typer(help="stylepipe: batch neural style transfer.", no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, verify and import model weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -115,34 +116,133 @@ def image(
     console.print(f"done: {len(items)} image(s) in {out.resolve()}")
 
 
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("output/demo"),
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
-) -> None:
-    """Stylize scikit-image's sample photos with the bundled public-domain paintings."""
-    from flows.demo import best_method, demo_styles, sample_photos
+def _load_plan(manifest: Path, output: str | None = None):
+    from flows.manifest import load_manifest, plan
 
-    method, params, size = best_method()
-    param_args = [f"{k}={v}" for k, v in params.items()]
-    console.print(f"demo: {method} at {size} px (the best method with weights installed here)")
-    image(
-        content=sample_photos(),
-        style=demo_styles(),
-        out=out,
-        method=method,
-        weights=None,
-        alpha=1.0,
-        preserve_color=False,
-        size=size,
-        style_size=None,
-        mix=None,
-        mask=None,
-        param=param_args,
-        device=device,
-        seed=0,
-        fmt="jpg",
+    m = load_manifest(manifest)
+    return plan(m, manifest.resolve(), output=output)
+
+
+def _manifest_problems(exc: StyleCoreError) -> list[str]:
+    from flows.manifest import ManifestError
+
+    if isinstance(exc, ManifestError):
+        return [f"{exc.source}: {p}" for p in exc.problems]
+    return [str(exc)]
+
+
+@app.command()
+def validate(manifest: Annotated[Path, typer.Argument(help="a YAML manifest")]) -> None:
+    """Check a manifest (keys, values, files, globs, output names) without running anything."""
+    try:
+        p = _load_plan(manifest)
+    except StyleCoreError as exc:
+        raise fail(_manifest_problems(exc)) from None
+    for job in p.jobs:
+        console.print(
+            f"jobs[{job.index}] {job.spec.name}: {job.spec.kind}, {job.spec.method}, {len(job.items)} item(s)"
+        )
+    console.print(f"ok: {len(p.items)} item(s) -> {p.output_root}")
+
+
+@app.command()
+def run(
+    manifest: Annotated[Path, typer.Argument(help="a YAML manifest")],
+    output: Annotated[str | None, typer.Option(help="output root (overrides the manifest's)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N (overrides the manifest's)")
+    ] = None,
+    port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+) -> None:
+    """Validate, then run a manifest as one Prefect flow run on the local server (started if needed)."""
+    try:
+        p = _load_plan(manifest, output)
+    except StyleCoreError as exc:
+        raise fail(_manifest_problems(exc)) from None
+    from flows import server
+
+    try:
+        with console.status("starting the Prefect server ..."):
+            url = server.use_server(port)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{len(p.items)} item(s) planned; Prefect UI: {url.removesuffix('/api')}")
+    from flows.pipeline import stylize_manifest
+
+    try:
+        summary = stylize_manifest(str(manifest.resolve()), output=output, device=device)
+    except StyleCoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"run {summary['run_id']}: {summary['done']} done, {summary['skipped']} already complete, "
+        f"{summary['failed']} failed, {summary['seconds']} s"
     )
+    console.print(f"outputs and metrics.parquet: {summary['output']}")
+    if summary["failed"] or summary["crashed_chunks"]:
+        problems = [f"{f['output']}: {f['error']}" for f in summary["failures"]]
+        if summary["crashed_chunks"]:
+            problems.append(f"{summary['crashed_chunks']} chunk(s) crashed; run again to finish them")
+        raise fail(problems)
+
+
+server_app = typer.Typer(help="The local Prefect server (SQLite, 127.0.0.1).", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(port: Annotated[int, typer.Option()] = 4200) -> None:
+    """Start the server in the background (no-op if it already runs)."""
+    from flows import server
+
+    try:
+        with console.status("starting the Prefect server ..."):
+            info = server.start(port)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Prefect server running: UI {info.ui}  (log {info.log})")
+
+
+@server_app.command("stop")
+def server_stop(port: Annotated[int, typer.Option()] = 4200) -> None:
+    """Stop the server this project started."""
+    from flows import server
+
+    console.print("stopped" if server.stop(port) else "no server started by stylepipe is running")
+
+
+@server_app.command("status")
+def server_status(port: Annotated[int, typer.Option()] = 4200) -> None:
+    """Whether the server answers, its pid and its UI address. Exit 1 when it is down."""
+    from flows import server
+
+    info = server.status(port)
+    if not info.running:
+        raise fail(f"no Prefect server answers at {info.url} (start one with: stylize server start)")
+    console.print(f"running: UI {info.ui}, pid {info.pid or 'unknown (not started by stylepipe)'}")
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="flow run id (default: the latest runs)")] = None,
+    port: Annotated[int, typer.Option()] = 4200,
+    limit: Annotated[int, typer.Option(help="how many recent runs to list")] = 10,
+) -> None:
+    """Recent manifest runs (or one run) from the Prefect API, with their summary artifact."""
+    from flows import server
+
+    url = server.use_server(port, autostart=False)
+    if not server.healthy(url):
+        raise fail(f"no Prefect server answers at {url} (start one with: stylize server start)")
+    from flows.runs import describe_runs
+
+    for line in describe_runs(run_id, limit):
+        console.print(line, soft_wrap=True)
+
+
+@app.command()
+def demo(port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200) -> None:
+    """Run manifests/demo.yaml: sample photos x public-domain paintings, results in output/demo."""
+    run(manifest=PROJECT_ROOT / "manifests" / "demo.yaml", output=None, device=None, port=port)
 
 
 @app.command()

@@ -226,7 +226,7 @@ def _rel(path: Path, base: Path) -> str:
 def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_files: bool = True) -> Plan:
     """Resolve every job into work items, or raise :class:`ManifestError` with every problem."""
     from stylecore.errors import ParameterError, UnknownNameError
-    from stylecore.methods import get_method
+    from stylecore.methods import get_method, list_methods
     from stylecore.weights import load_catalog
 
     base = source.parent
@@ -251,6 +251,13 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
             problems += [f"{where}.params.{_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
         if job.weights is not None and job.weights not in catalog.names():
             problems.append(f"{where}.weights: {UnknownNameError('weights', job.weights, catalog.names())}")
+        elif job.method in list_methods():
+            wanted = job.weights or get_method(job.method).default_weights
+            if wanted is not None and not (wanted in catalog.names() and catalog.is_installed(wanted)):
+                problems.append(
+                    f"{where}.method: {job.method} needs weights {wanted!r}, which are not installed "
+                    f"(stylize weights list; or use method: gatys, which needs none)"
+                )
         contents = expand(job.contents, base, f"{where}.contents", problems)
         styles = expand(job.styles, base, f"{where}.styles", problems)
         if check_files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import torch
 from stylecore.errors import ImageError, ParameterError, StyleCoreError
 from stylecore.imageio import SUPPORTED_SUFFIXES, image_size, read_image, read_mask, write_image
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
-from stylecore.metrics import timer
+from stylecore.metrics import Metrics, StyleStats, timer
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class WorkItem:
     @property
     def name(self) -> str:
         return self.output.name
+
+
+Writer = Callable[[torch.Tensor, "WorkItem"], None]
 
 
 @dataclass
@@ -96,7 +99,11 @@ def check_readable(paths: Iterable[Path]) -> list[str]:
 
 
 class ImageRunner:
-    """Stylizes :class:`WorkItem` s with one stylizer, caching style codes per style file."""
+    """Stylizes :class:`WorkItem` s with one stylizer, caching style codes (and metric statistics) per style.
+
+    ``metrics`` (optional) adds ``f_c(output, content)`` and ``f_s(output, style)`` to each result;
+    ``write`` (optional) replaces the local atomic write, e.g. to send the image to an object store.
+    """
 
     def __init__(
         self,
@@ -107,6 +114,7 @@ class ImageRunner:
         style_size: int | None = None,
         quality: int = 95,
         seed: int = 0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.stylizer = stylizer
         self.params = stylizer.make_params(params)
@@ -114,31 +122,56 @@ class ImageRunner:
         self.style_size = style_size or size
         self.quality = quality
         self.seed = seed
+        self.metrics = metrics
+        self._styles: dict[Path, torch.Tensor] = {}
         self._codes: dict[Path, StyleCode] = {}
+        self._stats: dict[Path, StyleStats] = {}
+
+    def style_image(self, path: Path) -> torch.Tensor:
+        key = path.resolve()
+        if key not in self._styles:
+            self._styles[key] = read_image(path, max_side=self.style_size)
+        return self._styles[key]
 
     def style_code(self, path: Path) -> StyleCode:
         key = path.resolve()
         if key not in self._codes:
-            self._codes[key] = self.stylizer.encode_style(read_image(path, max_side=self.style_size))
+            self._codes[key] = self.stylizer.encode_style(self.style_image(path))
         return self._codes[key]
 
-    def run(self, items: Sequence[WorkItem]) -> Iterator[ItemResult]:
-        for item in items:
-            yield self.run_one(item)
+    def style_stats(self, path: Path) -> StyleStats:
+        key = path.resolve()
+        if key not in self._stats:
+            assert self.metrics is not None
+            self._stats[key] = self.metrics.style_stats(self.style_image(path)[None])
+        return self._stats[key]
 
-    def run_one(self, item: WorkItem) -> ItemResult:
+    def run(self, items: Sequence[WorkItem], write: Writer | None = None) -> Iterator[ItemResult]:
+        for item in items:
+            yield self.run_one(item, write)
+
+    def run_one(self, item: WorkItem, write: Writer | None = None) -> ItemResult:
         result = ItemResult(item)
         try:
             with timer() as t:
-                image = self.stylize_item(item)
-                write_image(image, item.output, quality=self.quality)
+                content = read_image(item.content, max_side=self.size).unsqueeze(0)
+                image = self.stylize_content(content, item)
+                if write is None:
+                    write_image(image, item.output, quality=self.quality)
+                else:
+                    write(image, item)
             result.seconds = t["seconds"]
+            if self.metrics is not None:
+                result.extra["f_c"] = float(self.metrics.f_c(image[None], content)[0])
+                if len(item.styles) == 1:
+                    result.extra["f_s"] = float(
+                        self.metrics.f_s(image[None], self.style_stats(item.styles[0]))[0]
+                    )
         except StyleCoreError as exc:
             result.error = str(exc)
         return result
 
-    def stylize_item(self, item: WorkItem) -> torch.Tensor:
-        content = read_image(item.content, max_side=self.size).unsqueeze(0)
+    def stylize_content(self, content: torch.Tensor, item: WorkItem) -> torch.Tensor:
         codes = [self.style_code(p) for p in item.styles]
         masks = None
         if item.mask is not None:
@@ -147,14 +180,15 @@ class ImageRunner:
             m = read_mask(item.mask, size=tuple(content.shape[-2:]))
             masks = torch.cat([m, 1.0 - m]).unsqueeze(0)
         generator = torch.Generator().manual_seed(self.seed)
-        return self.stylizer.stylize(
+        out = self.stylizer.stylize(
             content,
             codes,
             params=self.params,
             style_weights=item.style_weights,
             masks=masks,
             generator=generator,
-        )[0]
+        )
+        return out[0]
 
 
 def plan_image_items(

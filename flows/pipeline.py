@@ -1,0 +1,176 @@
+"""The Prefect flow: one flow run per manifest, one task per chunk of about ``chunk_size`` items.
+
+The flow validates and plans (nothing starts if the manifest has a problem), skips outputs that are
+already complete in the store, runs the rest in chunks, consolidates ``metrics.parquet``, writes a
+run record, and publishes a summary table artifact. Each chunk task publishes a progress artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.chunks import item_to_dict, run_chunk_items
+from flows.manifest import ImageJobSpec, Plan, load_manifest, plan
+from flows.store import OutputStore
+
+
+@task(name="stylize-chunk", task_run_name="{chunk_id}")
+def stylize_chunk(
+    job: dict[str, Any], items: list[dict[str, Any]], root: str, run_id: str, chunk_id: str, device: str
+) -> dict[str, Any]:
+    artifact = create_progress_artifact(
+        0.0, description=f"{chunk_id}: {len(items)} items of job {job['name']}"
+    )
+    step = max(1, len(items) // 20)
+
+    def progress(n: int, total: int) -> None:
+        if n % step == 0 or n == total:
+            update_progress_artifact(artifact, 100.0 * n / total)
+
+    return run_chunk_items(
+        job, items, root=root, run_id=run_id, chunk_id=chunk_id, device=device, on_progress=progress
+    )
+
+
+def job_payload(spec: ImageJobSpec) -> dict[str, Any]:
+    """What a worker needs of a job, as plain JSON data."""
+    return spec.model_dump(
+        mode="json",
+        include={"name", "method", "weights", "params", "size", "style_size", "quality", "seed", "metrics"},
+    )
+
+
+def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str, Any], str, list[dict]]]:
+    """(job payload, chunk id, items) for everything not yet done; items of a chunk share styles where
+    possible (sorted by style), so each worker encodes few styles."""
+    chunks = []
+    for job in p.jobs:
+        todo = [i for i in job.items if i.output.as_posix() not in done]
+        todo.sort(key=lambda i: (tuple(map(str, i.styles)), str(i.content)))
+        for k in range(0, len(todo), chunk_size):
+            part = todo[k : k + chunk_size]
+            chunks.append(
+                (
+                    job_payload(job.spec),
+                    f"{job.spec.name}-{k // chunk_size:04d}",
+                    [item_to_dict(i) for i in part],
+                )
+            )
+    return chunks
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("stylepipe", "torch", "prefect", "pillow", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = "unknown"
+    return out
+
+
+@flow(name="stylize-manifest", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
+def stylize_manifest(manifest: str, output: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Run every job of a manifest; returns counts (total, skipped, done, failed) and the output root."""
+    logger = get_run_logger()
+    started = time.time()
+    path = Path(manifest).resolve()
+    m = load_manifest(path)
+    p = plan(m, path, output=output)
+    dev = device or m.device
+    store = OutputStore(p.output_root)
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    done = store.completed()
+    planned = {i.output.as_posix() for i in p.items}
+    skipped = len(planned & done)
+    chunks = make_chunks(p, done, m.chunk_size)
+    logger.info(
+        "%d items planned, %d already complete, %d to do in %d chunk(s); output %s",
+        len(planned),
+        skipped,
+        len(planned) - skipped,
+        len(chunks),
+        p.output_root,
+    )
+    store.write_bytes(f"_runs/{run_id}/manifest.yaml", path.read_bytes())
+
+    futures = [
+        stylize_chunk.submit(job, items, p.output_root, run_id, cid, dev) for job, cid, items in chunks
+    ]
+    results, crashed = [], []
+    for (job, cid, items), fut in zip(chunks, futures, strict=True):
+        state = fut.wait() or fut.state
+        if state.is_completed():
+            results.append(fut.result())
+        else:  # a crashed task loses nothing finished: its items are redone on the next run
+            crashed.append(
+                {"chunk": cid, "job": job["name"], "items": len(items), "error": str(state.message)}
+            )
+    rows = store.consolidate()
+    failed = [f for r in results for f in r["failed"]]
+    per_job: dict[str, dict[str, Any]] = {}
+    for job in p.jobs:
+        per_job[job.spec.name] = {
+            "job": job.spec.name,
+            "method": job.spec.method,
+            "planned": len(job.items),
+            "skipped": 0,
+            "done": 0,
+            "failed": 0,
+            "seconds": 0.0,
+        }
+        per_job[job.spec.name]["skipped"] = sum(1 for i in job.items if i.output.as_posix() in done)
+    for r in results:
+        pj = per_job[r["job"]]
+        pj["done"] += r["done"]
+        pj["failed"] += len(r["failed"])
+        pj["seconds"] = round(pj["seconds"] + r["seconds"], 1)
+    summary = {
+        "run_id": run_id,
+        "output": p.output_root,
+        "planned": len(planned),
+        "skipped": skipped,
+        "done": sum(r["done"] for r in results),
+        "failed": len(failed),
+        "crashed_chunks": len(crashed),
+        "metrics_rows": rows,
+        "seconds": round(time.time() - started, 1),
+        "failures": failed[:200],
+    }
+    store.write_json(
+        f"_runs/{run_id}/record.json",
+        {
+            **summary,
+            "manifest": str(path),
+            "device": dev,
+            "versions": versions(),
+            "jobs": list(per_job.values()),
+            "crashed": crashed,
+            "weights": {r["job"]: {"name": r["weights"], "sha256": r["weights_sha256"]} for r in results},
+        },
+    )
+    create_table_artifact(
+        list(per_job.values()),
+        key="run-summary",
+        description=f"{summary['done']} done, {summary['skipped']} skipped, "
+        f"{summary['failed']} failed -> {p.output_root}",
+    )
+    if failed:
+        create_table_artifact(
+            [{"output": f["output"], "error": f["error"]} for f in failed[:200]],
+            key="run-failures",
+            description=f"{len(failed)} failed item(s)",
+        )
+    logger.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "failures"}))
+    return summary

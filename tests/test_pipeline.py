@@ -1,0 +1,200 @@
+"""End to end on a real Prefect server: manifest -> flow run -> images + metrics.parquet, resume after
+SIGKILL, bad items recorded while the rest finishes. Runs ``stylize`` as a subprocess, as users do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from PIL import Image
+
+from flows.manifest import load_manifest, plan
+from stylecore.imageio import write_image
+from tests.conftest import needs_hed, synthetic_image
+
+pytestmark = [pytest.mark.slow, needs_hed]
+STYLIZE = str(Path(sys.executable).parent / "stylize")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real `prefect server start` on a free port with its own SQLite database."""
+    state = tmp_path_factory.mktemp("state")
+    port = free_port()
+    env = {**os.environ, "STYLEPIPE_STATE": str(state)}
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([STYLIZE, "server", "start", "--port", str(port)], env=env, check=True, timeout=180)
+    yield {"env": env, "port": port, "api": f"http://127.0.0.1:{port}/api"}
+    subprocess.run([STYLIZE, "server", "stop", "--port", str(port)], env=env, timeout=60)
+
+
+def stylize(server, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [STYLIZE, *map(str, args), "--port", str(server["port"])],
+        env=server["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
+
+
+def make_tree(root: Path, contents: int, styles: int) -> None:
+    for i in range(contents):
+        write_image(synthetic_image(36, 48, seed=i), root / "photos" / f"p{i:02d}.jpg")
+    for i in range(styles):
+        write_image(synthetic_image(40, 40, seed=50 + i).flip(0), root / "styles" / f"s{i}.png")
+
+
+def manifest(root: Path, steps: int = 1, chunk: int = 100, contents: str = "photos/*.jpg") -> Path:
+    data = {
+        "schema_version": 1,
+        "output": "out",
+        "chunk_size": chunk,
+        "device": "cpu",
+        "jobs": [
+            {
+                "kind": "image",
+                "name": "art",
+                "method": "gatys",
+                "contents": [contents],
+                "styles": ["styles/*.png"],
+                "size": 48,
+                "format": "png",
+                "params": {"optimizer": "adam", "steps": steps},
+            }
+        ],
+    }
+    path = root / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def flow_runs(server) -> list[dict]:
+    r = httpx.post(
+        f"{server['api']}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 50}, timeout=10
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def outputs(root: Path) -> list[str]:
+    return sorted(p.relative_to(root / "out").as_posix() for p in (root / "out" / "art").glob("*.png"))
+
+
+def planned(path: Path) -> list[str]:
+    return sorted(i.output.as_posix() for i in plan(load_manifest(path), path).items)
+
+
+def test_small_manifest_end_to_end(server, tmp_path):
+    make_tree(tmp_path, 6, 3)
+    path = manifest(tmp_path)
+    res = stylize(server, "run", path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert outputs(tmp_path) == planned(path) and len(planned(path)) == 18
+    table = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert sorted(r["output"] for r in table) == planned(path)
+    assert all(
+        r["error"] is None and r["f_c"] >= 0 and r["f_s"] >= 0 and r["encoder"] == "vgg16-hed" for r in table
+    )
+    run_id = table[0]["run_id"]
+    fr = httpx.get(f"{server['api']}/flow_runs/{run_id}", timeout=10).json()
+    assert fr["state"]["type"] == "COMPLETED"
+    tasks = httpx.post(
+        f"{server['api']}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}, timeout=10
+    ).json()
+    assert [t["state"]["type"] for t in tasks] == ["COMPLETED"]  # 18 items, chunk_size 100: one task
+    arts = httpx.post(
+        f"{server['api']}/artifacts/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}, timeout=10
+    ).json()
+    assert {a["type"] for a in arts} >= {"table", "progress"}
+    record = tmp_path / "out" / "_runs" / run_id / "record.json"
+    assert record.is_file() and (tmp_path / "out" / "_runs" / run_id / "manifest.yaml").is_file()
+    # a second run has nothing to do
+    res = stylize(server, "run", path)
+    assert res.returncode == 0 and "0 done, 18 already complete" in res.stdout.replace("\n", " ")
+    res = stylize(server, "status", run_id)
+    assert res.returncode == 0 and "COMPLETED" in res.stdout.upper()
+
+
+def test_sigkill_then_rerun_completes_exactly_once(server, tmp_path):
+    make_tree(tmp_path, 8, 2)
+    path = manifest(tmp_path, steps=25, chunk=3)
+    proc = subprocess.Popen(
+        [STYLIZE, "run", path, "--port", str(server["port"])],
+        env=server["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while len(outputs(tmp_path)) < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_with = len(outputs(tmp_path))
+    assert 0 < killed_with < 16
+
+    res = stylize(server, "run", path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert outputs(tmp_path) == planned(path)
+    assert not list((tmp_path / "out").rglob("*.tmp")), "half-written files left behind"
+    rows = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert sorted(r["output"] for r in rows) == planned(path)  # complete, no duplicates
+    assert all(r["error"] is None for r in rows)
+    for name in outputs(tmp_path):  # every image decodes fully
+        with Image.open(tmp_path / "out" / name) as im:
+            im.load()
+
+
+def test_bad_items_are_recorded_and_the_rest_finishes(server, tmp_path):
+    make_tree(tmp_path, 2, 1)
+    photos = tmp_path / "photos"
+    (photos / "zero.jpg").write_bytes(b"")
+    good = (photos / "p00.jpg").read_bytes()
+    (photos / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (photos / "text.jpg").write_text("not an image")
+    Image.fromarray((np.linspace(0, 65535, 48 * 36).reshape(36, 48)).astype(np.uint16)).save(
+        photos / "deep.png"
+    )
+    Image.new("CMYK", (48, 36), (0, 128, 255, 0)).save(photos / "cmyk.jpg")
+    path = manifest(tmp_path, contents="photos/*")
+    res = stylize(server, "run", path)
+    assert res.returncode == 1
+    for name, reason in (
+        ("zero.jpg", "empty file"),
+        ("truncated.jpg", "truncated"),
+        ("text.jpg", "not a recognised image"),
+    ):
+        assert name in res.stderr and reason in res.stderr, res.stderr
+    made = outputs(tmp_path)
+    assert len(made) == 4  # p00, p01, the 16-bit PNG and the CMYK JPEG
+    assert any(n.startswith("art/deep__") for n in made) and any(n.startswith("art/cmyk__") for n in made)
+    rows = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert sum(r["error"] is not None for r in rows) == 3 and len(rows) == 7
+
+
+def test_missing_file_is_refused_before_any_work(server, tmp_path):
+    make_tree(tmp_path, 1, 1)
+    path = manifest(tmp_path, contents="photos/absent.jpg")
+    before = len(flow_runs(server))
+    res = stylize(server, "run", path)
+    assert res.returncode == 1 and "jobs[0].contents[0]: file not found" in res.stderr
+    assert len(flow_runs(server)) == before and not (tmp_path / "out").exists()

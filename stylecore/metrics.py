@@ -72,6 +72,23 @@ class Metrics:
         return sum((fa[k] - fb[k]).flatten(1).norm(dim=1) for k in CONTENT_LAYERS).cpu()
 
     @torch.no_grad()
+    def scores(
+        self, outputs: torch.Tensor, contents: torch.Tensor, style: torch.Tensor | StyleStats
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(f_c(outputs, contents), f_s(outputs, style))`` with one encoder pass per image (B,) each."""
+        if outputs.shape[-2:] != contents.shape[-2:]:
+            raise ParameterError("f_c compares images of the same size")
+        fo = self.encoder(outputs.to(self._device), STYLE_LAYERS)
+        fc = self.encoder(contents.to(self._device), CONTENT_LAYERS)
+        f_c = sum((fo[k] - fc[k]).flatten(1).norm(dim=1) for k in CONTENT_LAYERS)
+        ref = style if isinstance(style, StyleStats) else self.style_stats(style)
+        f_s = torch.zeros(outputs.shape[0], device=fo["relu1_1"].device)
+        for layer, mb, sb in zip(STYLE_LAYERS, ref.means, ref.stds, strict=True):
+            ma, sa = mean_std(fo[layer], eps=0.0)
+            f_s += (ma.flatten(1) - mb).norm(dim=1) + (sa.flatten(1) - sb).norm(dim=1)
+        return f_c.cpu(), f_s.cpu()
+
+    @torch.no_grad()
     def gram_loss(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Sum over relu1_1..relu5_1 of the mean squared Gram difference, shape (B,)."""
         fa = self.encoder(images.to(self._device), STYLE_LAYERS)

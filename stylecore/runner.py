@@ -115,8 +115,10 @@ class ImageRunner:
         quality: int = 95,
         seed: int = 0,
         metrics: Metrics | None = None,
+        cache_styles: bool = True,
     ) -> None:
         self.stylizer = stylizer
+        self.cache_styles = cache_styles  # off only to measure what caching saves
         self.params = stylizer.make_params(params)
         self.size = size
         self.style_size = style_size or size
@@ -135,6 +137,8 @@ class ImageRunner:
 
     def style_code(self, path: Path) -> StyleCode:
         key = path.resolve()
+        if not self.cache_styles:
+            return self.stylizer.encode_style(read_image(path, max_side=self.style_size))
         if key not in self._codes:
             self._codes[key] = self.stylizer.encode_style(self.style_image(path))
         return self._codes[key]
@@ -161,12 +165,11 @@ class ImageRunner:
                 else:
                     write(image, item)
             result.seconds = t["seconds"]
-            if self.metrics is not None:
+            if self.metrics is not None and len(item.styles) == 1:
+                f_c, f_s = self.metrics.scores(image[None], content, self.style_stats(item.styles[0]))
+                result.extra.update(f_c=float(f_c[0]), f_s=float(f_s[0]))
+            elif self.metrics is not None:  # a mix has no single style to compare with
                 result.extra["f_c"] = float(self.metrics.f_c(image[None], content)[0])
-                if len(item.styles) == 1:
-                    result.extra["f_s"] = float(
-                        self.metrics.f_s(image[None], self.style_stats(item.styles[0]))[0]
-                    )
         except StyleCoreError as exc:
             result.error = str(exc)
         return result

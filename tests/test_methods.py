@@ -172,3 +172,14 @@ def test_gatys_reduces_the_style_loss(random_encoder, style_images):
     out = g.stylize(x, g.encode_style(style), params={"steps": 20, "optimizer": "adam", "lr": 0.05})
     m = Metrics(random_encoder)
     assert float(m.gram_loss(out, style)) < 0.7 * float(m.gram_loss(x, style))
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_bf16_precision_stays_close_to_fp32(name, random_encoder, content_batch, style_images):
+    s = stylizer(name, random_encoder)
+    code = s.encode_style(style_images[0])
+    params = FAST.get(name, {})
+    fp32 = s.stylize(content_batch, code, params=params)
+    bf16 = s.stylize(content_batch, code, params={**params, "precision": "bf16"})
+    assert bf16.dtype == torch.float32
+    assert (bf16 - fp32).abs().mean() < 0.05

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +36,9 @@ class MethodParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="style strength: 0 = content, 1 = full style")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 autocast for the networks (about 1.4x faster on CPU; see benchmarks)"
+    )
     preserve_color: bool = Field(False, description="keep the content's colours (luminance-only transfer)")
 
 
@@ -280,6 +283,11 @@ class FeedForwardStylizer(Stylizer):
 
     @torch.no_grad()
     def _stylize(self, content, codes, params, *, weights, masks, generator):
+        with torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=params.precision == "bf16"):
+            out = self._feed_forward(content, codes, params, weights=weights, masks=masks)
+        return out.float()
+
+    def _feed_forward(self, content, codes, params, *, weights, masks):
         h, w = content.shape[-2:]
         x = pad_to_multiple(content, self.multiple)
         cfeats = self._content_features(x)

@@ -78,8 +78,12 @@ class Gatys(Stylizer):
             x = content.clone(memory_format=torch.contiguous_format).requires_grad_(True)
         style_weight = p.style_weight * p.alpha
 
+        bf16 = p.precision == "bf16"
+
         def loss_fn() -> torch.Tensor:
-            feats = self.encoder(x, (*STYLE_LAYERS, CONTENT_LAYER))
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                feats = self.encoder(x, (*STYLE_LAYERS, CONTENT_LAYER))
+            feats = {k: v.float() for k, v in feats.items()}
             loss = (
                 p.content_weight * (feats[CONTENT_LAYER] - content_target).pow(2).sum(dim=(1, 2, 3)) / c_norm
             )

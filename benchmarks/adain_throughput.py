@@ -1,0 +1,93 @@
+"""AdaIN pairs/s at 512 px through the manifest path (the code every chunk task runs), on this machine.
+
+    .venv/bin/python benchmarks/adain_throughput.py [--pairs 24] [--size 512]
+
+Measured side by side in one run: style caching on vs off, fp32 vs bf16, metrics on vs off. Each
+variant reads JPEGs, stylizes, encodes and writes JPEGs, and (with metrics) computes f_c and f_s.
+Also prints how far bf16 outputs are from fp32 ones (mean absolute difference, PSNR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks._common import MANIFESTS, content_images, installed_weights
+from flows.chunks import item_to_dict, run_chunk_items, runner_for
+from stylecore.imageio import read_image
+from stylecore.runner import WorkItem
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=24)
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args()
+    weights = installed_weights("adain")
+    styles = sorted((MANIFESTS / "styles").glob("*.jpg"))
+    contents = content_images(math.ceil(args.pairs / len(styles)))
+    pairs = [(c, s) for c in contents for s in styles][: args.pairs]
+    print(
+        f"AdaIN ({weights}), {len(pairs)} pairs ({len(contents)} contents x {len(styles)} styles), "
+        f"max side {args.size}, torch threads {torch.get_num_threads()}"
+    )
+    print(f"{'variant':<34} {'s/pair':>7} {'pairs/s':>8}")
+    tmp = tempfile.mkdtemp()
+    outs: dict[str, str] = {}
+    try:
+        for precision in ("fp32", "bf16"):
+            for metrics in (True, False):
+                for cache in (True, False):
+                    label = (
+                        f"{precision} metrics={'on' if metrics else 'off'} cache={'on' if cache else 'off'}"
+                    )
+                    job = {
+                        "name": "bench",
+                        "method": "adain",
+                        "weights": weights,
+                        "params": {"precision": precision},
+                        "size": args.size,
+                        "style_size": args.size,
+                        "quality": 95,
+                        "seed": 0,
+                        "metrics": metrics,
+                    }
+                    root = f"{tmp}/{precision}-{metrics}-{cache}"
+                    items = [
+                        item_to_dict(WorkItem(c, (s,), Path(f"bench/{c.stem}__{s.stem}.jpg")))
+                        for c, s in pairs
+                    ]
+                    runner_for.cache_clear()
+                    # warm up the model load (once per worker process in real runs), then time the chunk
+                    runner = runner_for(json.dumps(job, sort_keys=True), "cpu")
+                    runner.cache_styles = cache
+                    t0 = time.perf_counter()
+                    res = run_chunk_items(job, items, root=root, run_id="bench", chunk_id="c", device="cpu")
+                    dt = time.perf_counter() - t0
+                    assert res["done"] == len(items), res["failed"][:3]
+                    print(f"{label:<34} {dt / len(items):>7.3f} {len(items) / dt:>8.2f}", flush=True)
+                    outs[f"{precision}-{metrics}"] = root
+        diffs, psnrs = [], []
+        for c, s in pairs:
+            a = read_image(f"{outs['fp32-False']}/bench/{c.stem}__{s.stem}.jpg")
+            b = read_image(f"{outs['bf16-False']}/bench/{c.stem}__{s.stem}.jpg")
+            mse = float((a - b).pow(2).mean())
+            diffs.append(float((a - b).abs().mean()))
+            psnrs.append(10 * math.log10(1 / max(mse, 1e-12)))
+        print(
+            f"bf16 vs fp32 outputs: mean |diff| {sum(diffs) / len(diffs) * 255:.2f}/255, "
+            f"PSNR mean {sum(psnrs) / len(psnrs):.1f} dB, min {min(psnrs):.1f} dB (after JPEG q95)"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

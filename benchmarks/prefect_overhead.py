@@ -71,33 +71,46 @@ def main() -> None:
         p = plan(load_manifest(manifest), manifest)
         stylizer = get_method("adain").load(weights, device="cpu")
         runner = ImageRunner(stylizer, size=args.size, metrics=Metrics(stylizer.encoder))
-        items = [WorkItem(i.content, i.styles, tmp / "loop_out" / i.output) for i in p.items]
-        t0 = time.perf_counter()
-        failed = sum(1 for r in runner.run(items) if r.error)
-        loop_s = time.perf_counter() - t0
-        assert failed == 0
+
+        def plain_loop(tag: str) -> float:
+            items = [WorkItem(i.content, i.styles, tmp / tag / i.output) for i in p.items]
+            t0 = time.perf_counter()
+            failed = sum(1 for r in runner.run(items) if r.error)
+            assert failed == 0
+            return time.perf_counter() - t0
 
         # 2. the flow, through the CLI on the real server (a fresh process: it loads the model itself,
         #    as every worker does once; that load is part of the flow's time)
         stylize = str(Path(sys.executable).parent / "stylize")
-        subprocess.run([stylize, "server", "start", "--port", str(args.port)], check=True)
-        t0 = time.perf_counter()
-        res = subprocess.run(
-            [stylize, "run", str(manifest), "--port", str(args.port)],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
+        subprocess.run(
+            [stylize, "server", "start", "--port", str(args.port)], check=True, capture_output=True
         )
-        flow_s = time.perf_counter() - t0
-        if res.returncode != 0:
-            raise SystemExit(res.stdout + res.stderr)
-        n = len(items)
+
+        def flow() -> float:
+            t0 = time.perf_counter()
+            res = subprocess.run(
+                [stylize, "run", str(manifest), "--port", str(args.port)],
+                capture_output=True,
+                text=True,
+                env={**os.environ},
+            )
+            if res.returncode != 0:
+                raise SystemExit(res.stdout + res.stderr)
+            return time.perf_counter() - t0
+
+        # loop, flow, loop: the two loops bracket the flow so warm-up and machine drift show up
+        loop1 = plain_loop("loop1")
+        flow_s = flow()
+        loop2 = plain_loop("loop2")
+        loop_s = (loop1 + loop2) / 2
+        n = len(p.items)
         print(f"{n} images, AdaIN ({weights}) at {args.size} px, CPU")
-        print(f"plain library loop : {loop_s:8.1f} s  ({n / loop_s:.2f} images/s)")
+        print(f"plain library loop : {loop1:8.1f} s and {loop2:8.1f} s  (mean {n / loop_s:.2f} images/s)")
+        print(f"Prefect flow (CLI) : {flow_s:8.1f} s  ({n / flow_s:.2f} images/s), incl. start + model load")
         print(
-            f"Prefect flow (CLI) : {flow_s:8.1f} s  ({n / flow_s:.2f} images/s), incl. start + model load"
+            f"overhead vs mean loop: {100 * (flow_s - loop_s) / loop_s:+.1f} %  "
+            f"(loop-to-loop spread {100 * abs(loop2 - loop1) / loop_s:.1f} %)"
         )
-        print(f"overhead           : {100 * (flow_s - loop_s) / loop_s:8.1f} %")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

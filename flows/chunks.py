@@ -66,12 +66,16 @@ def item_to_dict(item: WorkItem) -> dict[str, Any]:
         "styles": [str(s) for s in item.styles],
         "output": item.output.as_posix(),
         "style_weights": list(item.style_weights) if item.style_weights else None,
+        "segs": [str(p) for p in item.segs] if item.segs else None,
     }
 
 
 def item_from_dict(d: dict[str, Any]) -> WorkItem:
     weights = tuple(d["style_weights"]) if d.get("style_weights") else None
-    return WorkItem(Path(d["content"]), tuple(Path(s) for s in d["styles"]), Path(d["output"]), weights)
+    segs = (Path(d["segs"][0]), Path(d["segs"][1])) if d.get("segs") else None
+    return WorkItem(
+        Path(d["content"]), tuple(Path(s) for s in d["styles"]), Path(d["output"]), weights, segs=segs
+    )
 
 
 def run_chunk_items(
@@ -117,6 +121,7 @@ def run_chunk_items(
                 "encoder": METRICS_ENCODER if runner.metrics else None,
                 "f_c": result.extra.get("f_c"),
                 "f_s": result.extra.get("f_s"),
+                "ssim": result.extra.get("ssim"),
                 "seconds": result.seconds,
                 "device": dev,
                 "error": result.error,

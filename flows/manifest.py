@@ -43,25 +43,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ImageJobSpec(_Model):
-    """Artistic transfer of content images with style images."""
+class _PairJob(_Model):
+    """What every job that pairs contents with styles has."""
 
-    kind: Literal["image"]
     name: str = Field(description="job name; also the output sub-folder")
-    method: str = "adain"
     weights: str | None = Field(None, description="catalog name (default: the method's default)")
     contents: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
     styles: list[str] = Field(min_length=1)
     pairing: Literal["product", "zip", "random"] = "product"
     count: int | None = Field(None, ge=1, description="pairs to draw with pairing: random")
     seed: int = 0
-    params: dict[str, Any] = Field(default_factory=dict, description="method parameters (alpha, steps, ...)")
-    size: int = Field(512, ge=16, le=8192, description="longest side of the content")
+    params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
     style_size: int | None = Field(None, ge=16, le=8192)
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: int = Field(95, ge=1, le=100)
-    mix: list[float] | None = Field(None, description="mix all styles with these weights (one per style)")
-    metrics: bool = Field(True, description="compute f_c and f_s for every output")
+    metrics: bool = Field(True, description="compute f_c, f_s and SSIM for every output")
 
     @field_validator("name")
     @classmethod
@@ -71,9 +67,65 @@ class ImageJobSpec(_Model):
         return v
 
 
-# The union is discriminated on ``kind``; photoreal, mesh and augment jobs join it with their issues.
-JobSpec = Annotated[ImageJobSpec, Field(discriminator="kind")]
-JOB_KINDS = ("image",)
+class ImageJobSpec(_PairJob):
+    """Artistic transfer of content images with style images."""
+
+    kind: Literal["image"]
+    method: str = "adain"
+    size: int | None = Field(512, ge=16, le=8192, description="longest side of the content (null: as is)")
+    mix: list[float] | None = Field(None, description="mix all styles with these weights (one per style)")
+
+    @property
+    def masks(self) -> None:
+        return None
+
+
+class SegFolders(_Model):
+    """Where the colour-coded segmentations are: ``<folder>/<image stem>.png``."""
+
+    content: str
+    style: str
+
+
+PHOTOREAL_PRESETS: dict[str, dict[str, Any]] = {
+    # Night needs the biggest change in brightness: a lighter hold on the content features.
+    "day_to_night": {"content_weight": 0.2},
+    "day_to_sunset": {"content_weight": 0.3},
+}
+
+
+class PhotorealJobSpec(_PairJob):
+    """Photo-realistic transfer (structure kept): day-to-night, day-to-sunset, any photo look."""
+
+    kind: Literal["photoreal"]
+    preset: Literal["day_to_night", "day_to_sunset"] | None = Field(
+        None, description="parameter preset; with a style folder, pairs each photo with a seeded random style"
+    )
+    masks: SegFolders | None = Field(None, description="semantic masks: sky goes to sky")
+    size: int | None = Field(
+        None, ge=16, le=16384, description="longest side of the output (null: input size)"
+    )
+
+    @property
+    def method(self) -> str:
+        return "photoreal"
+
+    @property
+    def mix(self) -> None:
+        return None
+
+    def effective_params(self) -> dict[str, Any]:
+        return {**PHOTOREAL_PRESETS.get(self.preset or "", {}), **self.params}
+
+    def effective_pairing(self) -> str:
+        if self.preset and "pairing" not in self.model_fields_set:
+            return "random"
+        return self.pairing
+
+
+# The union is discriminated on ``kind``; mesh and augment jobs join it with their issues.
+JobSpec = Annotated[ImageJobSpec | PhotorealJobSpec, Field(discriminator="kind")]
+JOB_KINDS = ("image", "photoreal")
 
 
 class Manifest(_Model):
@@ -142,9 +194,9 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key (not allowed here)"
     if error["type"] == "union_tag_invalid":
-        return f"unknown job kind {error['input'].get('kind')!r}; supported: image"
+        return f"unknown job kind {error['input'].get('kind')!r}; supported: image, photoreal"
     if error["type"] == "union_tag_not_found":
-        return "each job needs a 'kind' (supported: image)"
+        return "each job needs a 'kind' (supported: image, photoreal)"
     return error["msg"]
 
 
@@ -154,7 +206,7 @@ def _message(error: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class PlannedJob:
     index: int
-    spec: ImageJobSpec
+    spec: ImageJobSpec | PhotorealJobSpec
     items: tuple[WorkItem, ...]
 
 
@@ -195,7 +247,14 @@ def expand(patterns: list[str], base: Path, where: str, problems: list[str]) -> 
     return list(dict.fromkeys(files))
 
 
-def output_name(job: ImageJobSpec, content: Path, styles: tuple[Path, ...], base: Path) -> str:
+def job_params(job: ImageJobSpec | PhotorealJobSpec) -> dict[str, Any]:
+    """The method parameters a job runs with (a photoreal preset fills in what ``params`` leaves out)."""
+    return job.effective_params() if isinstance(job, PhotorealJobSpec) else dict(job.params)
+
+
+def output_name(
+    job: ImageJobSpec | PhotorealJobSpec, content: Path, styles: tuple[Path, ...], base: Path
+) -> str:
     """Deterministic and readable: ``<content>__<style>__<method>-<8 hex>.<fmt>``; the hash covers the
     job's parameters and the full input paths, so different inputs never share a name."""
     key = json.dumps(
@@ -204,10 +263,11 @@ def output_name(job: ImageJobSpec, content: Path, styles: tuple[Path, ...], base
             "styles": [_rel(s, base) for s in styles],
             "method": job.method,
             "weights": job.weights,
-            "params": job.params,
+            "params": job_params(job),
             "size": job.size,
             "style_size": job.style_size,
             "mix": job.mix,
+            "masks": job.masks.model_dump() if job.masks else None,
         },
         sort_keys=True,
     )
@@ -244,7 +304,7 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
         where = f"jobs[{i}]"
         try:
             cls = get_method(job.method)
-            cls.Params.model_validate(job.params)
+            cls.Params.model_validate(job_params(job))
         except UnknownNameError as exc:
             problems.append(f"{where}.method: {exc}")
         except ValidationError as exc:
@@ -258,6 +318,12 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
                     f"{where}.method: {job.method} needs weights {wanted!r}, which are not installed "
                     f"(stylize weights list; or use method: gatys, which needs none)"
                 )
+        if isinstance(job, PhotorealJobSpec) and job.masks is not None:
+            for side in ("content", "style"):
+                if not (base / getattr(job.masks, side)).is_dir():
+                    problems.append(
+                        f"{where}.masks.{side}: folder not found: {base / getattr(job.masks, side)}"
+                    )
         contents = expand(job.contents, base, f"{where}.contents", problems)
         styles = expand(job.styles, base, f"{where}.styles", problems)
         if check_files:
@@ -267,18 +333,32 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
         except ParameterError as exc:
             problems.append(f"{where}.pairing: {exc}")
             pairs = []
-        out_dir = job.name
-        items = tuple(
-            WorkItem(c, s, Path(out_dir) / output_name(job, c, s, base), tuple(job.mix) if job.mix else None)
-            for c, s in pairs
-        )
+        items = []
+        for c, st in pairs:
+            segs = find_segs(job, c, st, base) if isinstance(job, PhotorealJobSpec) else None
+            name = Path(job.name) / output_name(job, c, st, base)
+            items.append(WorkItem(c, st, name, tuple(job.mix) if job.mix else None, segs=segs))
+        items = tuple(items)
         planned.append(PlannedJob(i, job, items))
     if problems:
         raise ManifestError(str(source), problems)
     return Plan(manifest, source, root, tuple(planned))
 
 
-def pair(job: ImageJobSpec, contents: list[Path], styles: list[Path]) -> list[tuple[Path, tuple[Path, ...]]]:
+def find_segs(
+    job: PhotorealJobSpec, content: Path, styles: tuple[Path, ...], base: Path
+) -> tuple[Path, Path] | None:
+    """``(<content folder>/<stem>.png, <style folder>/<stem>.png)`` when both exist, else None."""
+    if job.masks is None:
+        return None
+    c_seg = base / job.masks.content / f"{content.stem}.png"
+    s_seg = base / job.masks.style / f"{styles[0].stem}.png"
+    return (c_seg, s_seg) if c_seg.is_file() and s_seg.is_file() else None
+
+
+def pair(
+    job: ImageJobSpec | PhotorealJobSpec, contents: list[Path], styles: list[Path]
+) -> list[tuple[Path, tuple[Path, ...]]]:
     from stylecore.errors import ParameterError
 
     if not contents or not styles:
@@ -287,9 +367,10 @@ def pair(job: ImageJobSpec, contents: list[Path], styles: list[Path]) -> list[tu
         if len(job.mix) != len(styles):
             raise ParameterError(f"mix has {len(job.mix)} weights for {len(styles)} styles")
         return [(c, tuple(styles)) for c in contents]
-    if job.pairing == "product":
+    pairing = job.effective_pairing() if isinstance(job, PhotorealJobSpec) else job.pairing
+    if pairing == "product":
         return [(c, (s,)) for c in contents for s in styles]
-    if job.pairing == "zip":
+    if pairing == "zip":
         if len(contents) != len(styles):
             raise ParameterError(
                 f"zip needs as many contents as styles, got {len(contents)} and {len(styles)}"

@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.chunks import item_to_dict, run_chunk_items
-from flows.manifest import ImageJobSpec, Plan, load_manifest, plan
+from flows.manifest import ImageJobSpec, PhotorealJobSpec, Plan, job_params, load_manifest, plan
 from flows.store import OutputStore
 
 
@@ -43,12 +43,19 @@ def stylize_chunk(
     )
 
 
-def job_payload(spec: ImageJobSpec) -> dict[str, Any]:
+def job_payload(spec: ImageJobSpec | PhotorealJobSpec) -> dict[str, Any]:
     """What a worker needs of a job, as plain JSON data."""
-    return spec.model_dump(
-        mode="json",
-        include={"name", "method", "weights", "params", "size", "style_size", "quality", "seed", "metrics"},
-    )
+    return {
+        "name": spec.name,
+        "method": spec.method,
+        "weights": spec.weights,
+        "params": job_params(spec),
+        "size": spec.size,
+        "style_size": spec.style_size,
+        "quality": spec.quality,
+        "seed": spec.seed,
+        "metrics": spec.metrics,
+    }
 
 
 def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str, Any], str, list[dict]]]:

@@ -37,6 +37,7 @@ METRICS_COLUMNS = {
     "encoder": pa.string(),
     "f_c": pa.float64(),
     "f_s": pa.float64(),
+    "ssim": pa.float64(),
     "seconds": pa.float64(),
     "device": pa.string(),
     "error": pa.string(),
@@ -96,7 +97,11 @@ class OutputStore:
         tables = []
         for p in parts:
             with self.fs.open(p, "rb") as fh:
-                tables.append(pq.read_table(fh, schema=SCHEMA))
+                t = pq.read_table(fh)
+            for name, typ in METRICS_COLUMNS.items():  # parts written before a column existed
+                if name not in t.column_names:
+                    t = t.append_column(name, pa.nulls(len(t), typ))
+            tables.append(t.select(list(METRICS_COLUMNS)).cast(SCHEMA))
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
     def latest_rows(self) -> dict[str, dict[str, Any]]:

@@ -17,9 +17,18 @@ from typing import Any
 import torch
 
 from stylecore.errors import ImageError, ParameterError, StyleCoreError
-from stylecore.imageio import SUPPORTED_SUFFIXES, image_size, read_image, read_mask, write_image
+from stylecore.imageio import (
+    SUPPORTED_SUFFIXES,
+    image_size,
+    read_image,
+    read_mask,
+    resize_max_side,
+    write_image,
+)
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
-from stylecore.metrics import Metrics, StyleStats, timer
+from stylecore.metrics import Metrics, StyleStats, ssim, timer
+
+METRICS_MAX_SIDE = 1024  # metrics of larger outputs are computed on a downscaled copy
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,7 @@ class WorkItem:
     output: Path
     style_weights: tuple[float, ...] | None = None
     mask: Path | None = None  # white = first style, black = second style
+    segs: tuple[Path, Path] | None = None  # colour-coded (content, style) segmentations: region to region
 
     @property
     def name(self) -> str:
@@ -110,7 +120,7 @@ class ImageRunner:
         stylizer: Stylizer,
         *,
         params: MethodParams | Mapping[str, Any] | None = None,
-        size: int = 512,
+        size: int | None = 512,
         style_size: int | None = None,
         quality: int = 95,
         seed: int = 0,
@@ -150,6 +160,26 @@ class ImageRunner:
             self._stats[key] = self.metrics.style_stats(self.style_image(path)[None])
         return self._stats[key]
 
+    def region_codes(self, item: WorkItem, size: tuple[int, int]) -> tuple[list[StyleCode], torch.Tensor]:
+        """Semantic transfer: one style code per region shared by the two segmentations, and the
+        content's region masks (1, K, H, W) at ``size``."""
+        if not self.stylizer.supports_style_regions:
+            raise ParameterError(f"{self.stylizer.name} does not support semantic masks")
+        if len(item.styles) != 1:
+            raise ParameterError("semantic masks pair one content with one style")
+        from torch.nn import functional as F
+
+        from stylecore.methods.photoreal import paired_regions
+
+        content_seg = read_image(item.segs[0])
+        style_seg = read_image(item.segs[1])
+        style = self.style_image(item.styles[0])
+        style_seg = F.interpolate(style_seg[None], size=style.shape[-2:], mode="nearest")[0]
+        _, c_masks, s_masks = paired_regions(content_seg, style_seg)
+        codes = [self.stylizer.encode_style(style, region=s_masks[k]) for k in range(len(s_masks))]
+        masks = F.interpolate(c_masks[None], size=size, mode="nearest")
+        return codes, masks
+
     def run(self, items: Sequence[WorkItem], write: Writer | None = None) -> Iterator[ItemResult]:
         for item in items:
             yield self.run_one(item, write)
@@ -165,18 +195,31 @@ class ImageRunner:
                 else:
                     write(image, item)
             result.seconds = t["seconds"]
-            if self.metrics is not None and len(item.styles) == 1:
-                f_c, f_s = self.metrics.scores(image[None], content, self.style_stats(item.styles[0]))
-                result.extra.update(f_c=float(f_c[0]), f_s=float(f_s[0]))
-            elif self.metrics is not None:  # a mix has no single style to compare with
-                result.extra["f_c"] = float(self.metrics.f_c(image[None], content)[0])
+            if self.metrics is not None:
+                result.extra.update(self.measure(image[None], content, item))
         except StyleCoreError as exc:
             result.error = str(exc)
         return result
 
+    def measure(self, output: torch.Tensor, content: torch.Tensor, item: WorkItem) -> dict[str, float]:
+        """f_c, f_s (single style) and SSIM, at most METRICS_MAX_SIDE px so huge photos stay affordable."""
+        assert self.metrics is not None
+        output = resize_max_side(output, METRICS_MAX_SIDE)
+        content = resize_max_side(content, METRICS_MAX_SIDE)
+        out = {"ssim": float(ssim(output, content)[0])}
+        if len(item.styles) == 1:
+            f_c, f_s = self.metrics.scores(output, content, self.style_stats(item.styles[0]))
+            out.update(f_c=float(f_c[0]), f_s=float(f_s[0]))
+        else:  # a mix has no single style to compare with
+            out["f_c"] = float(self.metrics.f_c(output, content)[0])
+        return out
+
     def stylize_content(self, content: torch.Tensor, item: WorkItem) -> torch.Tensor:
-        codes = [self.style_code(p) for p in item.styles]
         masks = None
+        if item.segs is not None:
+            codes, masks = self.region_codes(item, tuple(content.shape[-2:]))
+        else:
+            codes = [self.style_code(p) for p in item.styles]
         if item.mask is not None:
             if len(codes) != 2:
                 raise ParameterError(f"{item.mask}: a mask places exactly two styles, got {len(codes)}")

@@ -12,7 +12,7 @@ from stylecore.methods.sanet import SANetBlock
 from stylecore.ops import mean_variance_norm
 from tests.conftest import synthetic_image
 
-FAST = {"gatys": {"steps": 3}}  # keep optimisation short; feed-forward methods need nothing
+FAST = {"gatys": {"steps": 3}, "photoreal": {"steps": 3, "work_size": 64}}  # short optimisations
 
 
 def stylizer(name, encoder, seed=0):

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -198,3 +199,38 @@ def test_missing_file_is_refused_before_any_work(server, tmp_path):
     res = stylize(server, "run", path)
     assert res.returncode == 1 and "jobs[0].contents[0]: file not found" in res.stderr
     assert len(flow_runs(server)) == before and not (tmp_path / "out").exists()
+
+
+def test_photoreal_job_keeps_size_and_records_ssim(server, tmp_path):
+    write_image(synthetic_image(40, 56, seed=1), tmp_path / "day" / "street.png")
+    write_image(synthetic_image(40, 40, seed=2) * 0.3, tmp_path / "night" / "ref.png")
+    seg = torch.zeros(3, 40, 56)
+    seg[:, :20] = 1.0  # white "sky" on top, black below
+    write_image(seg, tmp_path / "seg" / "street.png")
+    write_image(seg[:, :, :40], tmp_path / "seg" / "ref.png")
+    data = {
+        "schema_version": 1,
+        "output": "out",
+        "device": "cpu",
+        "jobs": [
+            {
+                "kind": "photoreal",
+                "name": "night",
+                "contents": ["day"],
+                "styles": ["night"],
+                "preset": "day_to_night",
+                "masks": {"content": "seg", "style": "seg"},
+                "format": "png",
+                "params": {"steps": 5, "work_size": 64},
+            }
+        ],
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = stylize(server, "run", path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (made,) = (tmp_path / "out" / "night").glob("*.png")
+    with Image.open(made) as im:
+        assert im.size == (56, 40)  # the output keeps the input's size
+    (row,) = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert row["method"] == "photoreal" and 0 < row["ssim"] <= 1 and row["f_s"] > 0 and row["error"] is None

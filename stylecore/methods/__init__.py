@@ -1,6 +1,6 @@
 """Style-transfer methods: one module each, one registry, one ``Stylizer`` interface."""
 
-from stylecore.methods import adain, gatys, rast, sanet  # noqa: F401  (registration)
+from stylecore.methods import adain, gatys, photoreal, rast, sanet  # noqa: F401  (registration)
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
 from stylecore.methods.registry import get_method, list_methods, register_method
 

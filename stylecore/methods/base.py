@@ -88,6 +88,7 @@ class Stylizer(ABC):
     default_weights: ClassVar[str | None] = None  # catalog name used when none is given
     supports_masks: ClassVar[bool] = True
     supports_interpolation: ClassVar[bool] = True
+    supports_style_regions: ClassVar[bool] = False  # encode_style(style, region=mask) for semantic transfer
 
     def __init__(self, encoder: VGGEncoder, *, weights: str | None = None, checksums: Mapping | None = None):
         self.encoder = encoder

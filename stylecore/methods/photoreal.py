@@ -61,21 +61,26 @@ def identity_grid(xy: int, luma: int, device=None) -> torch.Tensor:
     return eye.expand(12, luma, xy, xy).reshape(1, 12, luma, xy, xy).clone().to(device)
 
 
+def _slice_rows(grid: torch.Tensor, rows: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Affine-transform ``rows`` (1, 3, h, W), whose grid y coordinates in [-1, 1] are ``ys`` (h,)."""
+    _, _, h, w = rows.shape
+    xs = torch.linspace(-1, 1, w, device=rows.device, dtype=rows.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gz = luminance(rows)[0, 0] * 2 - 1
+    coords = torch.stack([gx, gy, gz], dim=-1)[None, None]  # (1, 1, h, W, 3) as (x, y, z)
+    coeffs = F.grid_sample(grid, coords, mode="bilinear", align_corners=True, padding_mode="border")
+    coeffs = coeffs[:, :, 0].reshape(1, 3, 4, h, w)
+    return (coeffs[:, :, :3] * rows[:, None]).sum(2) + coeffs[:, :, 3]
+
+
 def slice_grid(grid: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Apply the per-pixel affine transforms of ``grid`` (1, 12, D, Gh, Gw) to ``image`` (1, 3, H, W).
 
     Trilinear lookup at (x, y, luminance of the image itself): the luminance guide is what makes
     the upsampling edge-aware.
     """
-    _, _, h, w = image.shape
-    ys = torch.linspace(-1, 1, h, device=image.device, dtype=image.dtype)
-    xs = torch.linspace(-1, 1, w, device=image.device, dtype=image.dtype)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    gz = luminance(image)[0, 0] * 2 - 1
-    coords = torch.stack([gx, gy, gz], dim=-1)[None, None]  # (1, 1, H, W, 3) as (x, y, z)
-    coeffs = F.grid_sample(grid, coords, mode="bilinear", align_corners=True, padding_mode="border")
-    coeffs = coeffs[:, :, 0].reshape(1, 3, 4, h, w)
-    return (coeffs[:, :, :3] * image[:, None]).sum(2) + coeffs[:, :, 3]
+    ys = torch.linspace(-1, 1, image.shape[2], device=image.device, dtype=image.dtype)
+    return _slice_rows(grid, image, ys)
 
 
 def apply_grid(grid: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -84,19 +89,11 @@ def apply_grid(grid: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     Bands take their y coordinates from the full image, so the result equals one whole slice.
     """
     _, _, h, w = image.shape
-    rows = max(1, BAND_PIXELS // w)
+    step = max(1, BAND_PIXELS // w)
+    ys = torch.linspace(-1, 1, h, device=image.device, dtype=image.dtype)
     out = torch.empty_like(image)
-    for top in range(0, h, rows):
-        band = image[:, :, top : top + rows]
-        bh = band.shape[2]
-        ys = torch.linspace(-1, 1, h, device=image.device, dtype=image.dtype)[top : top + bh]
-        xs = torch.linspace(-1, 1, w, device=image.device, dtype=image.dtype)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        gz = luminance(band)[0, 0] * 2 - 1
-        coords = torch.stack([gx, gy, gz], dim=-1)[None, None]
-        coeffs = F.grid_sample(grid, coords, mode="bilinear", align_corners=True, padding_mode="border")
-        coeffs = coeffs[:, :, 0].reshape(1, 3, 4, bh, w)
-        out[:, :, top : top + bh] = (coeffs[:, :, :3] * band[:, None]).sum(2) + coeffs[:, :, 3]
+    for top in range(0, h, step):
+        out[:, :, top : top + step] = _slice_rows(grid, image[:, :, top : top + step], ys[top : top + step])
     return out.clamp(0.0, 1.0)
 
 

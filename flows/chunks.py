@@ -104,9 +104,10 @@ def run_chunk_items(
     failed: list[dict[str, str]] = []
     last_flush = time.monotonic()
     start = time.monotonic()
-    for n, d in enumerate(items, start=1):
-        item = item_from_dict(d)
-        result = runner.run_one(item, write)
+    by_output = {d["output"]: d for d in items}
+    results = runner.run([item_from_dict(d) for d in items], write, batch_size=job.get("batch", 1))
+    for n, result in enumerate(results, start=1):
+        d = by_output[result.item.output.as_posix()]
         rows.append(
             {
                 "run_id": run_id,

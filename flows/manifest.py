@@ -58,6 +58,7 @@ class _PairJob(_Model):
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: int = Field(95, ge=1, le=100)
     metrics: bool = Field(True, description="compute f_c, f_s and SSIM for every output")
+    batch: int = Field(1, ge=1, le=256, description="same-size contents stylized together (GPU: 8-32)")
 
     @field_validator("name")
     @classmethod

@@ -55,6 +55,7 @@ def job_payload(spec: ImageJobSpec | PhotorealJobSpec) -> dict[str, Any]:
         "quality": spec.quality,
         "seed": spec.seed,
         "metrics": spec.metrics,
+        "batch": spec.batch,
     }
 
 

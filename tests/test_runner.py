@@ -27,9 +27,15 @@ def items(tmp_path) -> list[WorkItem]:
     return out
 
 
+@pytest.mark.parametrize("overlap", [False, True])
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_results_in_order_with_the_bad_item_isolated(items, random_encoder, batch_size):
-    runner = ImageRunner(get_method("adain").random(random_encoder), size=64, metrics=Metrics(random_encoder))
+def test_results_in_order_with_the_bad_item_isolated(items, random_encoder, batch_size, overlap):
+    runner = ImageRunner(
+        get_method("adain").random(random_encoder),
+        size=64,
+        metrics=Metrics(random_encoder),
+        io_overlap=overlap,
+    )
     results = list(runner.run(items, batch_size=batch_size))
     assert [r.item for r in results] == items
     assert [r.ok for r in results] == [True, True, True, True, False, True, True]
@@ -55,6 +61,7 @@ def test_a_failed_write_is_an_item_error(items, random_encoder):
             raise ImageError(item.output, "cannot write image (disk full)")
         write_image(image, item.output)
 
-    results = list(ImageRunner(get_method("adain").random(random_encoder), size=64).run(items[:4], write))
+    runner = ImageRunner(get_method("adain").random(random_encoder), size=64, io_overlap=True)
+    results = list(runner.run(items[:4], write))
     assert [r.ok for r in results] == [True, True, False, True]
     assert "disk full" in results[2].error and not items[2].output.exists()

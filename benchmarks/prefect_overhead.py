@@ -11,6 +11,7 @@ record. Prints both times and the overhead in percent (target: <= 5 %).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -107,6 +108,12 @@ def main() -> None:
         print(f"{n} images, AdaIN ({weights}) at {args.size} px, CPU")
         print(f"plain library loop : {loop1:8.1f} s and {loop2:8.1f} s  (mean {n / loop_s:.2f} images/s)")
         print(f"Prefect flow (CLI) : {flow_s:8.1f} s  ({n / flow_s:.2f} images/s), incl. start + model load")
+        (record,) = (tmp / "flow_out" / "_runs").glob("*/record.json")
+        inner = json.loads(record.read_text())["seconds"]
+        print(
+            f"  of which the flow run itself (plan, tasks, store, artifacts): {inner:.1f} s "
+            f"-> {100 * (inner - loop_s) / loop_s:+.1f} % vs the loop"
+        )
         print(
             f"overhead vs mean loop: {100 * (flow_s - loop_s) / loop_s:+.1f} %  "
             f"(loop-to-loop spread {100 * abs(loop2 - loop1) / loop_s:.1f} %)"

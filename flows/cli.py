@@ -346,12 +346,13 @@ def train(
 def weights_export(
     checkpoint: Annotated[Path, typer.Argument(help="a checkpoint written by stylize train")],
     name: Annotated[str, typer.Option(help="catalog name, e.g. adain-vgg16hed")],
+    note: Annotated[str | None, typer.Option(help="a status line for the model card")] = None,
 ) -> None:
     """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""
     from stylecore.train.export import export_checkpoint
 
     try:
-        entry = export_checkpoint(checkpoint, name)
+        entry = export_checkpoint(checkpoint, name, note=note)
     except StyleCoreError as exc:
         raise fail(str(exc)) from None
     console.print(

@@ -29,6 +29,7 @@ def export_checkpoint(
     root: Path | None = None,
     hardware: str | None = None,
     metrics: dict[str, Any] | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Write ``<name>.safetensors`` (fp16) and ``<name>.md`` into the weights folder and catalog it."""
     root = Path(root) if root is not None else weights_dir()
@@ -41,6 +42,7 @@ def export_checkpoint(
     target = root / f"{name}.safetensors"
     tmp = target.with_name(f".{target.name}.tmp")
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(tmp))
+    tmp.chmod(0o644)
     tmp.replace(target)
     digest = sha256_file(target)
     meta = {
@@ -54,6 +56,7 @@ def export_checkpoint(
         "hardware": hardware or hardware_description(),
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),
         **({"metrics": metrics} if metrics else {}),
+        **({"note": note} if note else {}),
     }
     entry = {
         "name": name,
@@ -81,13 +84,14 @@ def model_card(name: str, cfg: dict[str, Any], meta: dict[str, Any], digest: str
     metric_lines = (
         "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
         if metrics
-        else "| (not measured at export; see the README's quality report) | |"
+        else "| (none measured for this export) | |"
     )
+    status = f"\n**Status:** {meta['note']}\n" if meta.get("note") else ""
     minutes = meta["train_seconds"] / 60
     return f"""# {name}
 
 {cfg["method"]} decoder for the `{cfg["encoder"]}` encoder, trained by this project.
-
+{status}
 | | |
 | --- | --- |
 | file | `{name}.safetensors` (fp16, sha256 `{digest}`) |

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/stylize demo --out output/demo
+	$(BIN)/stylize demo
 
 test: setup
 	$(BIN)/ruff check stylecore flows tests benchmarks

@@ -229,3 +229,12 @@ def test_tampered_import_fails_verify(tmp_path):
 def test_methods_command():
     res = run("methods")
     assert res.exit_code == 0 and "gatys" in res.output and "needs none" in res.output
+
+
+def test_the_makefile_demo_command_parses():
+    """`make demo` calls the CLI with options that exist (a renamed option would break the README)."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    (line,) = [ln.strip() for ln in makefile.splitlines() if "stylize demo" in ln]
+    args = line.split("stylize", 1)[1].split()
+    res = run(*args, "--help")
+    assert res.exit_code == 0, res.output

@@ -142,6 +142,6 @@ def use_server(port: int = DEFAULT_PORT, *, autostart: bool = True) -> str:
         return os.environ["PREFECT_API_URL"]
     if autostart:
         start(port)
-    (state_dir() / "prefect").mkdir(parents=True, exist_ok=True)  # also when another checkout's server answers
+    (state_dir() / "prefect").mkdir(parents=True, exist_ok=True)  # also when reusing a running server
     os.environ.update(prefect_env(port))
     return api_url(port)

@@ -159,13 +159,7 @@ def run(
         p = _load_plan(manifest, output)
     except StyleCoreError as exc:
         raise fail(_manifest_problems(exc)) from None
-    from flows import server
-
-    try:
-        with console.status("starting the Prefect server ..."):
-            url = server.use_server(port)
-    except RuntimeError as exc:
-        raise fail(str(exc)) from None
+    url = _ensure_server(port)
     console.print(f"{len(p.items)} item(s) planned; Prefect UI: {url.removesuffix('/api')}")
     from flows.pipeline import stylize_manifest
 
@@ -183,6 +177,17 @@ def run(
         if summary["crashed_chunks"]:
             problems.append(f"{summary['crashed_chunks']} chunk(s) crashed; run again to finish them")
         raise fail(problems)
+
+
+def _ensure_server(port: int) -> str:
+    """Point this process at a Prefect server (the local one, started if needed); its API URL."""
+    from flows import server
+
+    try:
+        with console.status("starting the Prefect server ..."):
+            return server.use_server(port)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
 
 
 server_app = typer.Typer(help="The local Prefect server (SQLite, 127.0.0.1).", no_args_is_help=True)

@@ -308,10 +308,6 @@ class ImageRunner:
             out["f_c"] = float(self.metrics.f_c(output, content)[0])
         return out
 
-    def stylize_content(self, content: torch.Tensor, item: WorkItem) -> torch.Tensor:
-        """One content (1, 3, H, W) -> its stylized image (3, H, W)."""
-        return self.stylize_batch(content, item)[0]
-
     def stylize_batch(self, content: torch.Tensor, item: WorkItem) -> torch.Tensor:
         """Contents (B, 3, H, W) sharing ``item``'s styles, mask and segmentations -> (B, 3, H, W)."""
         masks = None

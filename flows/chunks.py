@@ -67,14 +67,21 @@ def item_to_dict(item: WorkItem) -> dict[str, Any]:
         "output": item.output.as_posix(),
         "style_weights": list(item.style_weights) if item.style_weights else None,
         "segs": [str(p) for p in item.segs] if item.segs else None,
+        "params": dict(item.params) or None,
     }
 
 
 def item_from_dict(d: dict[str, Any]) -> WorkItem:
     weights = tuple(d["style_weights"]) if d.get("style_weights") else None
     segs = (Path(d["segs"][0]), Path(d["segs"][1])) if d.get("segs") else None
+    params = tuple(sorted((d.get("params") or {}).items()))
     return WorkItem(
-        Path(d["content"]), tuple(Path(s) for s in d["styles"]), Path(d["output"]), weights, segs=segs
+        Path(d["content"]),
+        tuple(Path(s) for s in d["styles"]),
+        Path(d["output"]),
+        weights,
+        segs=segs,
+        params=params,
     )
 
 
@@ -116,7 +123,7 @@ def run_chunk_items(
                 "content": d["content"],
                 "style": "+".join(d["styles"]),
                 "method": job["method"],
-                "params": json.dumps(job["params"], sort_keys=True),
+                "params": json.dumps({**job["params"], **(d.get("params") or {})}, sort_keys=True),
                 "weights": stylizer.weights_name,
                 "weights_sha256": sha,
                 "encoder": METRICS_ENCODER if runner.metrics else None,

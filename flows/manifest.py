@@ -43,15 +43,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _PairJob(_Model):
-    """What every job that pairs contents with styles has."""
+class _Job(_Model):
+    """What every job that stylizes images has."""
 
     name: str = Field(description="job name; also the output sub-folder")
     weights: str | None = Field(None, description="catalog name (default: the method's default)")
-    contents: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
-    styles: list[str] = Field(min_length=1)
-    pairing: Literal["product", "zip", "random"] = "product"
-    count: int | None = Field(None, ge=1, description="pairs to draw with pairing: random")
+    styles: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
     seed: int = 0
     params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
     style_size: int | None = Field(None, ge=16, le=8192)
@@ -66,6 +63,14 @@ class _PairJob(_Model):
         if not JOB_NAME.match(v) or v in (".", ".."):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return v
+
+
+class _PairJob(_Job):
+    """What every job that pairs contents with styles has."""
+
+    contents: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
+    pairing: Literal["product", "zip", "random"] = "product"
+    count: int | None = Field(None, ge=1, description="pairs to draw with pairing: random")
 
 
 class ImageJobSpec(_PairJob):
@@ -124,9 +129,48 @@ class PhotorealJobSpec(_PairJob):
         return self.pairing
 
 
-# The union is discriminated on ``kind``; mesh and augment jobs join it with their issues.
-JobSpec = Annotated[ImageJobSpec | PhotorealJobSpec, Field(discriminator="kind")]
-JOB_KINDS = ("image", "photoreal")
+class AugmentJobSpec(_Job):
+    """A labelled dataset comes back stylized, with the same classes and relative paths.
+
+    ``source`` is an ImageFolder root (one folder per class) or a CSV/Parquet list with ``path`` and
+    ``label`` columns (paths relative to the list file). A ``fraction`` of the images of each class is
+    chosen, and each chosen image gets ``per_image`` copies ``<stem>__st<k>.<format>``, each with a
+    style from the pool and an alpha from the ``alpha`` range, drawn from (seed, path, copy).
+    """
+
+    kind: Literal["augment"]
+    source: str = Field(description="ImageFolder root, or a .csv/.parquet list of path,label")
+    method: str = "adain"
+    per_image: int = Field(1, ge=1, le=100, description="stylized copies of each chosen image")
+    fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of each class's images to stylize")
+    alpha: float | tuple[float, float] = Field((0.5, 1.0), description="strength, or a range drawn per copy")
+    size: int | None = Field(512, ge=16, le=8192, description="longest side (null: as the source)")
+    metrics: bool = Field(False, description="f_c/f_s/SSIM per output (off: augmentation wants speed)")
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_range(cls, v: float | tuple[float, float]) -> float | tuple[float, float]:
+        from stylecore.augment import check_alpha
+
+        try:
+            check_alpha(v)
+        except StyleCoreError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def mix(self) -> None:
+        return None
+
+    @property
+    def masks(self) -> None:
+        return None
+
+
+# The union is discriminated on ``kind``; the mesh job joins it with its issue.
+JobSpec = Annotated[ImageJobSpec | PhotorealJobSpec | AugmentJobSpec, Field(discriminator="kind")]
+JOB_KINDS = ("image", "photoreal", "augment")
+AnyJob = ImageJobSpec | PhotorealJobSpec | AugmentJobSpec
 
 
 class Manifest(_Model):
@@ -195,9 +239,9 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key (not allowed here)"
     if error["type"] == "union_tag_invalid":
-        return f"unknown job kind {error['input'].get('kind')!r}; supported: image, photoreal"
+        return f"unknown job kind {error['input'].get('kind')!r}; supported: {', '.join(JOB_KINDS)}"
     if error["type"] == "union_tag_not_found":
-        return "each job needs a 'kind' (supported: image, photoreal)"
+        return f"each job needs a 'kind' (supported: {', '.join(JOB_KINDS)})"
     return error["msg"]
 
 
@@ -207,8 +251,9 @@ def _message(error: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class PlannedJob:
     index: int
-    spec: ImageJobSpec | PhotorealJobSpec
+    spec: AnyJob
     items: tuple[WorkItem, ...]
+    labels: tuple[dict[str, Any], ...] = ()  # augment jobs: one labels-file row per item
 
 
 @dataclass(frozen=True)
@@ -248,7 +293,7 @@ def expand(patterns: list[str], base: Path, where: str, problems: list[str]) -> 
     return list(dict.fromkeys(files))
 
 
-def job_params(job: ImageJobSpec | PhotorealJobSpec) -> dict[str, Any]:
+def job_params(job: AnyJob) -> dict[str, Any]:
     """The method parameters a job runs with (a photoreal preset fills in what ``params`` leaves out)."""
     return job.effective_params() if isinstance(job, PhotorealJobSpec) else dict(job.params)
 
@@ -319,6 +364,10 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
                     f"{where}.method: {job.method} needs weights {wanted!r}, which are not installed "
                     f"(stylize weights list; or use method: gatys, which needs none)"
                 )
+        if isinstance(job, AugmentJobSpec):
+            items, labels = plan_augment(job, where, base, root, problems)
+            planned.append(PlannedJob(i, job, tuple(items), tuple(labels)))
+            continue
         if isinstance(job, PhotorealJobSpec) and job.masks is not None:
             for side in ("content", "style"):
                 if not (base / getattr(job.masks, side)).is_dir():
@@ -380,3 +429,94 @@ def pair(
     rng = random.Random(job.seed)
     count = job.count or len(contents)
     return [(c, (rng.choice(styles),)) for c in (contents * (count // len(contents) + 1))[:count]]
+
+
+# ---- augment jobs ------------------------------------------------------------------------------------
+
+AUGMENT_SETTINGS = "augment.json"  # in the job's folder: what its copies were made with
+
+
+def augment_settings(job: AugmentJobSpec, base: Path, styles: list[Path]) -> dict[str, Any]:
+    """Everything that decides an augment job's outputs; a job folder holds copies of one setting only."""
+    return {
+        "source": _rel(base / job.source, base),
+        "styles": [_rel(s, base) for s in styles],
+        **job.model_dump(
+            mode="json",
+            include={
+                "method",
+                "weights",
+                "params",
+                "alpha",
+                "per_image",
+                "fraction",
+                "seed",
+                "size",
+                "style_size",
+                "format",
+            },
+        ),
+    }
+
+
+def plan_augment(
+    job: AugmentJobSpec, where: str, base: Path, root: str, problems: list[str]
+) -> tuple[list[WorkItem], list[dict[str, Any]]]:
+    """Items ``<job>/<relative path stem>__st<k>.<format>`` for the chosen images, and their label rows."""
+    from collections import defaultdict
+
+    from flows.store import OutputStore
+    from stylecore.augment import check_alpha, draw, scan_dataset, select
+
+    images, found = scan_dataset(base / job.source)
+    problems += [f"{where}.source: {p}" for p in found]
+    styles = expand(job.styles, base, f"{where}.styles", problems)
+    problems += [f"{where}: {p}" for p in check_readable(styles)]
+    if "alpha" in job.params:
+        problems.append(f"{where}.params.alpha: set alpha on the job itself (a number or a [lo, hi] range)")
+    if not images or not styles:
+        return [], []
+    store = OutputStore(root)
+    settings_file = f"{job.name}/{AUGMENT_SETTINGS}"
+    if store.exists(settings_file):
+        before = json.loads(store.read_bytes(settings_file))
+        now = augment_settings(job, base, styles)
+        changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+        if changed:
+            problems.append(
+                f"{where}: {store.path(job.name)} holds copies made with other settings "
+                f"(changed: {', '.join(changed)}); give the job a new name or remove that folder"
+            )
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for im in images:
+        by_class[im.label].append(im.rel)
+    chosen = select(by_class, job.fraction, job.seed)
+    classes = sorted(by_class)
+    alpha = check_alpha(job.alpha)
+    items, labels, seen = [], [], {}
+    for im in images:
+        if im.rel not in chosen:
+            continue
+        stem = im.rel.rsplit(".", 1)[0]
+        for k in range(job.per_image):
+            s, a = draw(job.seed, im.rel, k, len(styles), alpha)
+            a = round(a, 4)
+            rel = f"{stem}__st{k}.{job.format}"
+            if rel in seen:
+                problems.append(
+                    f"{where}.source: {seen[rel]} and {im.rel} would both write {rel}; rename one"
+                )
+            seen[rel] = im.rel
+            items.append(WorkItem(im.path, (styles[s],), Path(job.name) / rel, params=(("alpha", a),)))
+            labels.append(
+                {
+                    "path": rel,
+                    "label": im.label,
+                    "class_index": classes.index(im.label),
+                    "source": im.rel,
+                    "style": styles[s].name,
+                    "alpha": a,
+                    "copy": k,
+                }
+            )
+    return items, labels

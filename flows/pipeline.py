@@ -21,7 +21,17 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.chunks import item_to_dict, run_chunk_items
-from flows.manifest import ImageJobSpec, PhotorealJobSpec, Plan, job_params, load_manifest, plan
+from flows.manifest import (
+    AUGMENT_SETTINGS,
+    AnyJob,
+    AugmentJobSpec,
+    Plan,
+    augment_settings,
+    expand,
+    job_params,
+    load_manifest,
+    plan,
+)
 from flows.store import OutputStore
 
 
@@ -43,7 +53,7 @@ def stylize_chunk(
     )
 
 
-def job_payload(spec: ImageJobSpec | PhotorealJobSpec) -> dict[str, Any]:
+def job_payload(spec: AnyJob) -> dict[str, Any]:
     """What a worker needs of a job, as plain JSON data."""
     return {
         "name": spec.name,
@@ -76,6 +86,26 @@ def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str
                 )
             )
     return chunks
+
+
+def write_labels(store: OutputStore, job: str, labels: tuple[dict[str, Any], ...], complete: set[str]) -> int:
+    """``<job>/labels.csv``: one row per finished copy (path relative to the job folder, label, source,
+    style, alpha, copy), loadable with pandas; the folder itself loads with ImageFolder."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=["path", "label", "class_index", "source", "style", "alpha", "copy"]
+    )
+    writer.writeheader()
+    n = 0
+    for row in labels:
+        if f"{job}/{row['path']}" in complete:
+            writer.writerow(row)
+            n += 1
+    store.write_bytes(f"{job}/labels.csv", buf.getvalue().encode())
+    return n
 
 
 def versions() -> dict[str, str]:
@@ -112,6 +142,12 @@ def stylize_manifest(manifest: str, output: str | None = None, device: str | Non
         p.output_root,
     )
     store.write_bytes(f"_runs/{run_id}/manifest.yaml", path.read_bytes())
+    for job in p.jobs:
+        if isinstance(job.spec, AugmentJobSpec):  # before any copy exists: the folder's settings
+            styles = expand(job.spec.styles, path.parent, "", [])
+            store.write_json(
+                f"{job.spec.name}/{AUGMENT_SETTINGS}", augment_settings(job.spec, path.parent, styles)
+            )
 
     futures = [
         stylize_chunk.submit(job, items, p.output_root, run_id, cid, dev) for job, cid, items in chunks
@@ -126,6 +162,10 @@ def stylize_manifest(manifest: str, output: str | None = None, device: str | Non
                 {"chunk": cid, "job": job["name"], "items": len(items), "error": str(state.message)}
             )
     rows = store.consolidate()
+    complete = store.completed()
+    for job in p.jobs:
+        if isinstance(job.spec, AugmentJobSpec):
+            write_labels(store, job.spec.name, job.labels, complete)
     failed = [f for r in results for f in r["failed"]]
     per_job: dict[str, dict[str, Any]] = {}
     for job in p.jobs:

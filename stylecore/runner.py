@@ -44,6 +44,7 @@ class WorkItem:
     style_weights: tuple[float, ...] | None = None
     mask: Path | None = None  # white = first style, black = second style
     segs: tuple[Path, Path] | None = None  # colour-coded (content, style) segmentations: region to region
+    params: tuple[tuple[str, Any], ...] = ()  # per-item overrides of the job's parameters (augment: alpha)
 
     @property
     def name(self) -> str:
@@ -143,6 +144,7 @@ class ImageRunner:
         self._styles: dict[Path, torch.Tensor] = {}
         self._codes: dict[Path, StyleCode] = {}
         self._stats: dict[Path, StyleStats] = {}
+        self._item_params: dict[tuple, MethodParams] = {}
 
     def style_image(self, path: Path) -> torch.Tensor:
         key = path.resolve()
@@ -231,11 +233,30 @@ class ImageRunner:
             return exc
 
     def _batchable(self, first: tuple, candidate: tuple) -> bool:
+        """Same size, and either the same styles and parameters (one ``stylize`` call) or single
+        styles that differ only in style and alpha (one ``stylize_each`` call: augmentation)."""
         (a, ta), (b, fut) = first, candidate
-        if a.mask or a.segs or b.mask or b.segs or (a.styles, a.style_weights) != (b.styles, b.style_weights):
+        if a.mask or a.segs or b.mask or b.segs:
+            return False
+        same = (a.styles, a.style_weights, a.params) == (b.styles, b.style_weights, b.params)
+        if not same and not (self._per_sample(a) and self._per_sample(b)):
+            return False
+        if not same and _without_alpha(a.params) != _without_alpha(b.params):
             return False
         tb = fut.result()
         return isinstance(ta, torch.Tensor) and isinstance(tb, torch.Tensor) and ta.shape == tb.shape
+
+    def _per_sample(self, item: WorkItem) -> bool:
+        return len(item.styles) == 1 and item.style_weights is None and self.stylizer.batches_per_sample
+
+    def item_params(self, item: WorkItem) -> MethodParams:
+        """The job's parameters with the item's overrides."""
+        if not item.params:
+            return self.params
+        key = item.params
+        if key not in self._item_params:
+            self._item_params[key] = self.stylizer.make_params({**self.params.model_dump(), **dict(key)})
+        return self._item_params[key]
 
     def _run_batch(
         self, batch: list[tuple], write: Writer | None, io: ThreadPoolExecutor | _Inline
@@ -247,7 +268,7 @@ class ImageRunner:
         start = time.perf_counter()
         if ok:
             try:
-                images = self.stylize_batch(torch.cat([t for _, t in ok]), ok[0][0])
+                images = self.stylize_batch(torch.cat([t for _, t in ok]), [item for item, _ in ok])
             except StyleCoreError as exc:
                 images = exc
         per_item = (time.perf_counter() - start) / max(1, len(ok))
@@ -308,8 +329,18 @@ class ImageRunner:
             out["f_c"] = float(self.metrics.f_c(output, content)[0])
         return out
 
-    def stylize_batch(self, content: torch.Tensor, item: WorkItem) -> torch.Tensor:
-        """Contents (B, 3, H, W) sharing ``item``'s styles, mask and segmentations -> (B, 3, H, W)."""
+    def stylize_batch(self, content: torch.Tensor, items: Sequence[WorkItem]) -> torch.Tensor:
+        """Contents (B, 3, H, W) of ``items`` (as grouped by ``_batchable``) -> (B, 3, H, W)."""
+        item = items[0]
+        params = self.item_params(item)
+        if any((i.styles, i.params) != (item.styles, item.params) for i in items[1:]):
+            return self.stylizer.stylize_each(
+                content,
+                [self.style_code(i.styles[0]) for i in items],
+                alphas=[self.item_params(i).alpha for i in items],
+                params=params,
+                generator=torch.Generator().manual_seed(self.seed),
+            )
         masks = None
         if item.segs is not None:
             codes, masks = self.region_codes(item, tuple(content.shape[-2:]))
@@ -324,7 +355,7 @@ class ImageRunner:
         out = self.stylizer.stylize(
             content,
             codes,
-            params=self.params,
+            params=params,
             style_weights=item.style_weights,
             masks=masks,
             generator=generator,
@@ -373,6 +404,10 @@ def plan_image_items(
             )
         seen[item.output] = item
     return items, problems
+
+
+def _without_alpha(params: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    return tuple(kv for kv in params if kv[0] != "alpha")
 
 
 class _Inline:

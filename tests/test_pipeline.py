@@ -3,6 +3,7 @@ SIGKILL, bad items recorded while the rest finishes. Runs ``stylize`` as a subpr
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import socket
@@ -234,3 +235,30 @@ def test_photoreal_job_keeps_size_and_records_ssim(server, tmp_path):
         assert im.size == (56, 40)  # the output keeps the input's size
     (row,) = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
     assert row["method"] == "photoreal" and 0 < row["ssim"] <= 1 and row["f_s"] > 0 and row["error"] is None
+
+
+def test_augment_job_mirrors_an_image_folder(server, tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    from tests.test_augment import CLASSES, augment_manifest, image_folder, style_pool
+
+    image_folder(tmp_path)
+    style_pool(tmp_path)
+    path = augment_manifest(tmp_path, method="adain", weights="adain-vgg16hed-wip", batch=4)
+    res = stylize(server, "run", path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    job = tmp_path / "out" / "aug"
+    made = sorted(p.relative_to(job).as_posix() for p in job.rglob("*.png"))
+    per_class = {c: max(1, round(0.5 * n)) * 2 for c, n in CLASSES.items()}  # fraction 0.5, per_image 2
+    assert len(made) == sum(per_class.values()) == 12
+    assert [f"aug/{m}" for m in made] == planned(path) and all(m.split("/")[0] in CLASSES for m in made)
+    labels = list(csv.DictReader((job / "labels.csv").open()))
+    assert sorted(r["path"] for r in labels) == made
+    assert all(r["path"].startswith(r["label"] + "/") and 0.3 <= float(r["alpha"]) <= 0.9 for r in labels)
+    folder = ImageFolder(str(job))
+    assert folder.classes == sorted(CLASSES) and len(folder) == 12
+    assert {folder.classes[t] for _, t in folder.samples} == set(CLASSES)
+    rows = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert len(rows) == 12 and all(r["error"] is None and '"alpha"' in r["params"] for r in rows)
+    again = stylize(server, "run", path)  # a re-run finds everything complete
+    assert again.returncode == 0 and "12 already complete" in again.stdout

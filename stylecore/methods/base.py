@@ -89,6 +89,7 @@ class Stylizer(ABC):
     supports_masks: ClassVar[bool] = True
     supports_interpolation: ClassVar[bool] = True
     supports_style_regions: ClassVar[bool] = False  # encode_style(style, region=mask) for semantic transfer
+    batches_per_sample: ClassVar[bool] = False  # stylize_each runs the batch in one pass (not a loop)
 
     def __init__(self, encoder: VGGEncoder, *, weights: str | None = None, checksums: Mapping | None = None):
         self.encoder = encoder
@@ -199,7 +200,67 @@ class Stylizer(ABC):
         """
         p = self.make_params(params)
         content = as_batch(content, "content").to(self.device)
-        codes = [styles] if isinstance(styles, StyleCode) else list(styles)
+        codes = self._check_codes([styles] if isinstance(styles, StyleCode) else list(styles))
+        weights = self._check_weights(style_weights, len(codes), masks)
+        masks = self._check_masks(masks, content, len(codes))
+        out = self._stylize(content, codes, p, weights=weights, masks=masks, generator=generator)
+        if p.preserve_color:
+            out = preserve_color(out, content)
+        return out
+
+    def stylize_each(
+        self,
+        content: torch.Tensor,
+        styles: Sequence[StyleCode],
+        *,
+        alphas: Sequence[float] | None = None,
+        params: MethodParams | Mapping[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample ``i`` of the batch (B, 3, H, W) gets style ``styles[i]`` at strength ``alphas[i]``.
+
+        The augmentation case: every image of a batch has its own style, yet the networks run once
+        on the whole batch where the method allows (feed-forward methods). ``alphas`` defaults to
+        the params' alpha for every sample.
+        """
+        p = self.make_params(params)
+        content = as_batch(content, "content").to(self.device)
+        codes = self._check_codes(list(styles))
+        b = content.shape[0]
+        if len(codes) != b:
+            raise ParameterError(f"stylize_each needs one style per sample: {b} contents, {len(codes)} given")
+        alpha_list = [p.alpha] * b if alphas is None else [float(a) for a in alphas]
+        if len(alpha_list) != b or not all(0.0 <= a <= 1.0 for a in alpha_list):
+            raise ParameterError(f"alphas must be {b} numbers in [0, 1], got {alphas}")
+        out = self._stylize_each(content, codes, p, alpha_list, generator)
+        if p.preserve_color:
+            out = preserve_color(out, content)
+        return out
+
+    def _stylize_each(
+        self,
+        content: torch.Tensor,
+        codes: list[StyleCode],
+        params: MethodParams,
+        alphas: list[float],
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One sample at a time; feed-forward methods override this with a single batched pass."""
+        return torch.cat(
+            [
+                self._stylize(
+                    content[i : i + 1],
+                    [code],
+                    params.model_copy(update={"alpha": a}),
+                    weights=None,
+                    masks=None,
+                    generator=generator,
+                )
+                for i, (code, a) in enumerate(zip(codes, alphas, strict=True))
+            ]
+        )
+
+    def _check_codes(self, codes: list[StyleCode]) -> list[StyleCode]:
         if not codes:
             raise ParameterError("at least one style is needed")
         for code in codes:
@@ -208,13 +269,7 @@ class Stylizer(ABC):
                     f"a style encoded by {code.method}/{code.encoder} cannot be used by {self.name}/"
                     f"{self.encoder.name}; encode it with this stylizer's encode_style"
                 )
-        codes = [c.to(self.device) for c in codes]
-        weights = self._check_weights(style_weights, len(codes), masks)
-        masks = self._check_masks(masks, content, len(codes))
-        out = self._stylize(content, codes, p, weights=weights, masks=masks, generator=generator)
-        if p.preserve_color:
-            out = preserve_color(out, content)
-        return out
+        return [c.to(self.device) for c in codes]
 
     def _check_weights(self, weights, k: int, masks) -> torch.Tensor | None:
         if weights is None:
@@ -271,6 +326,7 @@ class FeedForwardStylizer(Stylizer):
     """Encoder -> feature transform -> decoder methods (AdaIN, SANet, RAST)."""
 
     multiple: ClassVar[int] = 8  # input sides must divide by this (deepest layer's stride)
+    batches_per_sample: ClassVar[bool] = True
     decoder: nn.Module
 
     @abstractmethod
@@ -310,6 +366,22 @@ class FeedForwardStylizer(Stylizer):
             t = targets[0]
         t = params.alpha * t + (1.0 - params.alpha) * base
         return self.decoder(t).clamp(0.0, 1.0)[..., :h, :w]
+
+    @torch.no_grad()
+    def _stylize_each(self, content, codes, params, alphas, generator):
+        h, w = content.shape[-2:]
+        with torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=params.precision == "bf16"):
+            cfeats = self._content_features(pad_to_multiple(content, self.multiple))
+            base = cfeats["relu4_1"]
+            t = torch.cat(
+                [
+                    self._transfer({k: v[i : i + 1] for k, v in cfeats.items()}, code, None)
+                    for i, code in enumerate(codes)
+                ]
+            )
+            a = torch.tensor(alphas, device=base.device, dtype=t.dtype).view(-1, 1, 1, 1)
+            out = self.decoder(a * t + (1.0 - a) * base).clamp(0.0, 1.0)[..., :h, :w]
+        return out.float()
 
     def modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}

@@ -7,7 +7,10 @@ run record, and publishes a summary table artifact. Each chunk task publishes a 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 import platform
 import time
 import uuid
@@ -118,15 +121,44 @@ def versions() -> dict[str, str]:
     return out
 
 
+def shard_of(output: str, shards: int) -> int:
+    """The shard an output belongs to: a hash of its name, so shards stay stable as a manifest grows."""
+    return int(hashlib.sha256(output.encode()).hexdigest()[:12], 16) % shards
+
+
+def only_shard(p: Plan, shard: int, shards: int) -> Plan:
+    """``p`` restricted to the items of one shard (labels of augment jobs follow their items)."""
+    jobs = []
+    for job in p.jobs:
+        keep = [k for k, item in enumerate(job.items) if shard_of(item.output.as_posix(), shards) == shard]
+        labels = tuple(job.labels[k] for k in keep) if job.labels else ()
+        jobs.append(dataclasses.replace(job, items=tuple(job.items[k] for k in keep), labels=labels))
+    return dataclasses.replace(p, jobs=tuple(jobs))
+
+
 @flow(name="stylize-manifest", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
-def stylize_manifest(manifest: str, output: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Run every job of a manifest; returns counts (total, skipped, done, failed) and the output root."""
+def stylize_manifest(
+    manifest: str,
+    output: str | None = None,
+    device: str | None = None,
+    shard: int | None = None,
+    shards: int = 1,
+) -> dict[str, Any]:
+    """Run every job of a manifest (or one shard of it); returns counts and the output root.
+
+    The device is the parameter, else the worker's ``STYLEPIPE_DEVICE`` (``stylize worker --device``),
+    else the manifest's.
+    """
     logger = get_run_logger()
     started = time.time()
     path = Path(manifest).resolve()
     m = load_manifest(path)
-    p = plan(m, path, output=output)
-    dev = device or m.device
+    p = full = plan(m, path, output=output)
+    if shard is not None:
+        if not 0 <= shard < shards:
+            raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+        p = only_shard(full, shard, shards)
+    dev = device or os.environ.get("STYLEPIPE_DEVICE") or m.device
     store = OutputStore(p.output_root)
     run_id = flow_run.get_id() or uuid.uuid4().hex
     done = store.completed()
@@ -163,7 +195,7 @@ def stylize_manifest(manifest: str, output: str | None = None, device: str | Non
             )
     rows = store.consolidate()
     complete = store.completed()
-    for job in p.jobs:
+    for job in full.jobs:  # all shards' finished copies, so any shard's file is a correct one
         if isinstance(job.spec, AugmentJobSpec):
             write_labels(store, job.spec.name, job.labels, complete)
     failed = [f for r in results for f in r["failed"]]
@@ -186,6 +218,7 @@ def stylize_manifest(manifest: str, output: str | None = None, device: str | Non
         pj["seconds"] = round(pj["seconds"] + r["seconds"], 1)
     summary = {
         "run_id": run_id,
+        "shard": None if shard is None else f"{shard}/{shards}",
         "output": p.output_root,
         "planned": len(planned),
         "skipped": skipped,

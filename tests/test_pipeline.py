@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,38 +21,9 @@ from PIL import Image
 from flows.manifest import load_manifest, plan
 from stylecore.imageio import write_image
 from tests.conftest import needs_hed, synthetic_image
+from tests.prefect_server import STYLIZE, stylize
 
 pytestmark = [pytest.mark.slow, needs_hed]
-STYLIZE = str(Path(sys.executable).parent / "stylize")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real `prefect server start` on a free port with its own SQLite database."""
-    state = tmp_path_factory.mktemp("state")
-    port = free_port()
-    env = {**os.environ, "STYLEPIPE_STATE": str(state)}
-    env.pop("PREFECT_API_URL", None)
-    subprocess.run([STYLIZE, "server", "start", "--port", str(port)], env=env, check=True, timeout=180)
-    yield {"env": env, "port": port, "api": f"http://127.0.0.1:{port}/api"}
-    subprocess.run([STYLIZE, "server", "stop", "--port", str(port)], env=env, timeout=60)
-
-
-def stylize(server, *args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [STYLIZE, *map(str, args), "--port", str(server["port"])],
-        env=server["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kw,
-    )
 
 
 def make_tree(root: Path, contents: int, styles: int) -> None:

@@ -1,0 +1,167 @@
+"""Scale-out on a real local Prefect server: deployment, two process workers, a sharded manifest, and a
+worker killed with SIGKILL (with its run) mid-shard; the run ends complete and duplicate-free."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from flows.manifest import load_manifest, plan
+from flows.pipeline import shard_of
+from flows.store import OutputStore
+from stylecore.imageio import write_image
+from tests.conftest import needs_hed, synthetic_image
+from tests.prefect_server import STYLIZE, stylize
+
+pytestmark = [pytest.mark.slow, needs_hed]
+
+
+def sharded_manifest(root: Path, contents: int = 16, steps: int = 40) -> Path:
+    for i in range(contents):
+        write_image(synthetic_image(48, 48, seed=i), root / "photos" / f"p{i:02d}.png")
+    write_image(synthetic_image(48, 48, seed=99).flip(0), root / "style.png")
+    data = {
+        "schema_version": 1,
+        "output": "out",
+        "chunk_size": 2,
+        "jobs": [
+            {
+                "kind": "image",
+                "name": "art",
+                "method": "gatys",
+                "contents": ["photos/*.png"],
+                "styles": ["style.png"],
+                "size": 48,
+                "format": "png",
+                "params": {"optimizer": "adam", "steps": steps},
+            }
+        ],
+    }
+    path = root / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def descendants(pid: int) -> list[int]:
+    """pid's child processes, recursively (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def start_worker(server, name: str, log: Path) -> subprocess.Popen:
+    env = {**server["env"], "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    cmd = [
+        STYLIZE,
+        "worker",
+        "--port",
+        str(server["port"]),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--name",
+        name,
+    ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def api(server, method: str, path: str, **kw):
+    r = httpx.request(method, f"{server['api']}{path}", timeout=10, **kw)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_deploy_creates_pool_deployment_and_automation(server):
+    res = stylize(server, "deploy")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert api(server, "GET", "/work_pools/stylepipe-gpu")["type"] == "process"
+    dep = api(server, "GET", "/deployments/name/stylize-manifest/stylepipe")
+    assert dep["work_pool_name"] == "stylepipe-gpu" and dep["entrypoint"] == "flows.pipeline.stylize_manifest"
+    automations = api(server, "POST", "/automations/filter", json={})
+    assert any(a["name"].startswith("stylepipe: crash flow runs") for a in automations)
+    again = stylize(server, "deploy")  # idempotent
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_sharded_run_without_workers_is_refused(server, tmp_path):
+    assert stylize(server, "deploy").returncode == 0
+    path = sharded_manifest(tmp_path, contents=2, steps=1)
+    res = stylize(server, "run", path, "--shards", "2")
+    assert res.returncode == 1 and "no worker is polling the pool" in res.stderr
+
+
+def test_sharded_run_survives_a_worker_killed_mid_shard(server, tmp_path):
+    assert stylize(server, "deploy").returncode == 0
+    path = sharded_manifest(tmp_path)
+    planned = sorted(i.output.as_posix() for i in plan(load_manifest(path), path).items)
+    assert {shard_of(o, 2) for o in planned} == {0, 1}
+    workers = [start_worker(server, f"w{i}", tmp_path / f"w{i}.log") for i in range(2)]
+    victim_pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # both workers online before submitting
+            online = api(server, "POST", "/work_pools/stylepipe-gpu/workers/filter", json={})
+            if sum(w["status"] == "ONLINE" for w in online) == 2:
+                break
+            time.sleep(1)
+        run = subprocess.Popen(
+            [STYLIZE, "run", str(path), "--shards", "2", "--port", str(server["port"])],
+            env=server["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        # Kill the first worker that is running a shard, once that shard has written something:
+        # the worker and its run process die together, as when a machine goes away.
+        out = tmp_path / "out" / "art"
+        deadline = time.monotonic() + 240
+        victim = None
+        while victim is None and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.5)
+            if len(list(out.glob("*.png"))) < 2:
+                continue
+            victim = next((w for w in workers if descendants(w.pid)), None)
+        assert victim is not None, "no worker was running a shard"
+        victim_pids = [victim.pid, *descendants(victim.pid)]
+        for pid in victim_pids:
+            os.kill(pid, signal.SIGKILL)
+        made_at_kill = len(list(out.glob("*.png")))
+        stdout, _ = run.communicate(timeout=420)
+        assert run.returncode == 0, stdout
+        assert made_at_kill < len(planned), "the kill came after all the work was done"
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGTERM)
+                w.wait(timeout=30)
+    assert "after 2 attempt(s)" in stdout  # the dead shard was submitted again
+    made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in out.glob("*.png"))
+    assert made == planned
+    assert not OutputStore(str(tmp_path / "out")).temp_files()
+    rows = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    assert sorted(r["output"] for r in rows) == planned and all(r["error"] is None for r in rows)
+    parts = OutputStore(str(tmp_path / "out")).read_parts().to_pylist()
+    ok = Counter(r["output"] for r in parts if r["error"] is None)
+    assert set(ok) == set(planned) and max(ok.values()) == 1  # no item was done twice

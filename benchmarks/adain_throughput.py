@@ -85,6 +85,24 @@ def main() -> None:
             f"bf16 vs fp32 outputs: mean |diff| {sum(diffs) / len(diffs) * 255:.2f}/255, "
             f"PSNR mean {sum(psnrs) / len(psnrs):.1f} dB, min {min(psnrs):.1f} dB (after JPEG q95)"
         )
+        # The metrics themselves in bf16 (as a bf16 job measures) vs fp32, on the same fp32 outputs.
+        from stylecore.metrics import Metrics
+
+        metrics = Metrics(runner.stylizer.encoder)
+        rel_c, rel_s = [], []
+        for c, s in pairs[:6]:
+            out = read_image(f"{outs['fp32-False']}/bench/{c.stem}__{s.stem}.jpg")[None]
+            content = read_image(c, max_side=args.size)[None]
+            style = metrics.style_stats(read_image(s, max_side=args.size)[None])
+            fc32, fs32 = metrics.scores(out, content, style)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                fc16, fs16 = metrics.scores(out, content, style)
+            rel_c.append(abs(float(fc16 / fc32) - 1))
+            rel_s.append(abs(float(fs16 / fs32) - 1))
+        print(
+            f"metrics computed in bf16 vs fp32 (same images): f_c off by {100 * max(rel_c):.2f} % at most, "
+            f"f_s by {100 * max(rel_s):.2f} % at most"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

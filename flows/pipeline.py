@@ -73,12 +73,13 @@ def job_payload(spec: AnyJob) -> dict[str, Any]:
 
 
 def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str, Any], str, list[dict]]]:
-    """(job payload, chunk id, items) for everything not yet done; items of a chunk share styles where
-    possible (sorted by style), so each worker encodes few styles."""
+    """(job payload, chunk id, items) for everything not yet done, content by content: a content's
+    metrics features are reused for all its styles, same-size neighbours batch (``stylize_each`` takes
+    a different style per sample), and style codes are cached per process whatever the order."""
     chunks = []
     for job in p.jobs:
         todo = [i for i in job.items if i.output.as_posix() not in done]
-        todo.sort(key=lambda i: (tuple(map(str, i.styles)), str(i.content)))
+        todo.sort(key=lambda i: (str(i.content), tuple(map(str, i.styles))))
         for k in range(0, len(todo), chunk_size):
             part = todo[k : k + chunk_size]
             chunks.append(

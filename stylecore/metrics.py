@@ -72,14 +72,28 @@ class Metrics:
         return sum((fa[k] - fb[k]).flatten(1).norm(dim=1) for k in CONTENT_LAYERS).cpu()
 
     @torch.no_grad()
+    def content_features(self, contents: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What f_c needs of the content images (cacheable: a content paired with many styles)."""
+        return {k: v.float() for k, v in self.encoder(contents.to(self._device), CONTENT_LAYERS).items()}
+
+    @torch.no_grad()
     def scores(
-        self, outputs: torch.Tensor, contents: torch.Tensor, style: torch.Tensor | StyleStats
+        self,
+        outputs: torch.Tensor,
+        contents: torch.Tensor | dict[str, torch.Tensor],
+        style: torch.Tensor | StyleStats,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(f_c(outputs, contents), f_s(outputs, style))`` with one encoder pass per image (B,) each."""
-        if outputs.shape[-2:] != contents.shape[-2:]:
+        """``(f_c(outputs, contents), f_s(outputs, style))`` with one encoder pass per image (B,) each.
+
+        ``contents`` may be images or their :meth:`content_features`. Under a bf16 autocast the
+        convolutions run in bf16 and the statistics in fp32.
+        """
+        if isinstance(contents, torch.Tensor) and outputs.shape[-2:] != contents.shape[-2:]:
             raise ParameterError("f_c compares images of the same size")
-        fo = self.encoder(outputs.to(self._device), STYLE_LAYERS)
-        fc = self.encoder(contents.to(self._device), CONTENT_LAYERS)
+        fc = contents if isinstance(contents, dict) else self.content_features(contents)
+        if fc["relu4_1"].shape[-2:] != _feature_size(outputs.shape[-2:], 4):
+            raise ParameterError("f_c compares images of the same size")
+        fo = {k: v.float() for k, v in self.encoder(outputs.to(self._device), STYLE_LAYERS).items()}
         f_c = sum((fo[k] - fc[k]).flatten(1).norm(dim=1) for k in CONTENT_LAYERS)
         ref = style if isinstance(style, StyleStats) else self.style_stats(style)
         f_s = torch.zeros(outputs.shape[0], device=fo["relu1_1"].device)
@@ -98,6 +112,14 @@ class Metrics:
     @property
     def _device(self) -> torch.device:
         return next(self.encoder.parameters()).device
+
+
+def _feature_size(size: tuple[int, int] | torch.Size, block: int) -> tuple[int, int]:
+    """Spatial size after ``block - 1`` ceil-mode 2x2 poolings (the encoder's block ``block``)."""
+    h, w = size
+    for _ in range(block - 1):
+        h, w = -(-h // 2), -(-w // 2)
+    return h, w
 
 
 def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:

@@ -167,10 +167,54 @@ class AugmentJobSpec(_Job):
         return None
 
 
-# The union is discriminated on ``kind``; the mesh job joins it with its issue.
-JobSpec = Annotated[ImageJobSpec | PhotorealJobSpec | AugmentJobSpec, Field(discriminator="kind")]
-JOB_KINDS = ("image", "photoreal", "augment")
-AnyJob = ImageJobSpec | PhotorealJobSpec | AugmentJobSpec
+MESH_SUFFIXES = frozenset({".obj", ".ply", ".glb", ".gltf"})
+
+
+class MeshJobSpec(_Model):
+    """StyleMesh: a stylized texture for each mesh x style, optimised through rendered views.
+
+    Outputs per pair: ``<job>/<mesh>__<style>-<hash>/<mesh>.obj`` (+ ``.mtl``, ``.png``), a turntable
+    strip and a before/after image. The hash covers the mesh file's bytes, so a changed mesh is
+    stylized again and an unchanged one is skipped (what a nightly run wants).
+    """
+
+    kind: Literal["mesh"]
+    name: str = Field(description="job name; also the output sub-folder")
+    meshes: list[str] = Field(min_length=1, description="mesh files (.obj .ply .glb), folders or globs")
+    styles: list[str] = Field(min_length=1, description="style images, folders or globs")
+    pairing: Literal["product", "zip"] = "product"
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="StyleMesh settings: iterations, texture_size, render_size, ..."
+    )
+    turntable_views: int = Field(8, ge=1, le=64)
+    preview_size: int = Field(256, ge=32, le=2048)
+
+    _plain_name = field_validator("name")(_Job._name_is_a_plain_folder.__func__)
+
+    @property
+    def method(self) -> str:
+        return "stylemesh"
+
+    @property
+    def weights(self) -> None:
+        return None
+
+    @property
+    def metrics(self) -> bool:
+        return False
+
+    def config(self, styles: list[Path]):
+        from stylecore.mesh import MeshStyleConfig
+
+        return MeshStyleConfig.model_validate({**self.params, "styles": styles})
+
+
+# The union is discriminated on ``kind``.
+JobSpec = Annotated[
+    ImageJobSpec | PhotorealJobSpec | AugmentJobSpec | MeshJobSpec, Field(discriminator="kind")
+]
+JOB_KINDS = ("image", "photoreal", "augment", "mesh")
+AnyJob = ImageJobSpec | PhotorealJobSpec | AugmentJobSpec | MeshJobSpec
 
 
 class Manifest(_Model):
@@ -268,8 +312,15 @@ class Plan:
         return [item for job in self.jobs for item in job.items]
 
 
-def expand(patterns: list[str], base: Path, where: str, problems: list[str]) -> list[Path]:
-    """Files, folders (their images) and globs, relative to ``base``; sorted within each entry."""
+def expand(
+    patterns: list[str],
+    base: Path,
+    where: str,
+    problems: list[str],
+    suffixes: frozenset[str] = SUPPORTED_SUFFIXES,
+) -> list[Path]:
+    """Files, folders (their files with ``suffixes``: images by default) and globs, relative to
+    ``base``; sorted within each entry."""
     files: list[Path] = []
     for i, pattern in enumerate(patterns):
         loc = f"{where}[{i}]"
@@ -279,11 +330,10 @@ def expand(patterns: list[str], base: Path, where: str, problems: list[str]) -> 
             if not found:
                 problems.append(f"{loc}: no files match {pattern!r} (in {base})")
         elif full.is_dir():
-            found = sorted(
-                p for p in full.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()
-            )
+            found = sorted(p for p in full.iterdir() if p.suffix.lower() in suffixes and p.is_file())
             if not found:
-                problems.append(f"{loc}: folder {pattern!r} holds no images")
+                what = "images" if suffixes is SUPPORTED_SUFFIXES else "files " + "/".join(sorted(suffixes))
+                problems.append(f"{loc}: folder {pattern!r} holds no {what}")
         elif full.is_file():
             found = [full]
         else:
@@ -348,6 +398,9 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
     planned = []
     for i, job in enumerate(manifest.jobs):
         where = f"jobs[{i}]"
+        if isinstance(job, MeshJobSpec):  # no image method: its own settings are checked there
+            planned.append(PlannedJob(i, job, tuple(plan_mesh(job, where, base, problems))))
+            continue
         try:
             cls = get_method(job.method)
             cls.Params.model_validate(job_params(job))
@@ -520,3 +573,58 @@ def plan_augment(
                 }
             )
     return items, labels
+
+
+# ---- mesh jobs -----------------------------------------------------------------------------------------
+
+
+def plan_mesh(job: MeshJobSpec, where: str, base: Path, problems: list[str]) -> list[WorkItem]:
+    """One item per (mesh, style): its output is the OBJ, ``<job>/<mesh>__<style>-<hash>/<mesh>.obj``."""
+    meshes = expand(job.meshes, base, f"{where}.meshes", problems, MESH_SUFFIXES)
+    for i, m in enumerate(meshes):
+        if m.suffix.lower() not in MESH_SUFFIXES:
+            problems.append(
+                f"{where}.meshes: {m.name} is not a mesh file ({', '.join(sorted(MESH_SUFFIXES))})"
+            )
+            meshes[i] = None  # type: ignore[call-overload]
+    meshes = [m for m in meshes if m is not None]
+    styles = expand(job.styles, base, f"{where}.styles", problems)
+    problems += [f"{where}: {p}" for p in check_readable(styles)]
+    try:
+        job.config(styles)
+    except ValidationError as exc:
+        problems += [f"{where}.params.{_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return []
+    if job.pairing == "zip" and len(meshes) != len(styles) and meshes and styles:
+        problems.append(
+            f"{where}.pairing: zip needs as many meshes as styles, got {len(meshes)} and {len(styles)}"
+        )
+        return []
+    pairs = (
+        list(zip(meshes, styles, strict=True))
+        if job.pairing == "zip"
+        else [(m, s) for m in meshes for s in styles]
+    )
+    items = []
+    for mesh, style in pairs:
+        key = json.dumps(
+            {
+                "mesh_sha256": _file_sha256(mesh),
+                "mesh": _rel(mesh, base),
+                "style": _rel(style, base),
+                "params": job.params,
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        folder = f"{mesh.stem}__{style.stem}-{digest}"
+        items.append(WorkItem(mesh, (style,), Path(job.name) / folder / f"{mesh.stem}.obj"))
+    return items
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -28,6 +28,7 @@ from flows.manifest import (
     AUGMENT_SETTINGS,
     AnyJob,
     AugmentJobSpec,
+    MeshJobSpec,
     Plan,
     augment_settings,
     expand,
@@ -35,6 +36,7 @@ from flows.manifest import (
     load_manifest,
     plan,
 )
+from flows.meshes import run_mesh_item
 from flows.store import OutputStore
 
 
@@ -56,8 +58,42 @@ def stylize_chunk(
     )
 
 
+@task(name="stylize-mesh", task_run_name="{chunk_id}")
+def stylize_mesh_item(
+    job: dict[str, Any], item: dict[str, Any], root: str, run_id: str, chunk_id: str, device: str
+) -> dict[str, Any]:
+    artifact = create_progress_artifact(0.0, description=f"{chunk_id}: StyleMesh, job {job['name']}")
+    last = [0.0]
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if time.monotonic() - last[0] > 5 or step == total:  # the UI needs no more than this
+            update_progress_artifact(artifact, 100.0 * step / total)
+            last[0] = time.monotonic()
+
+    cache = str(state_cache_dir())
+    return run_mesh_item(
+        job, item, root=root, run_id=run_id, device=device, cache_dir=cache, on_progress=progress
+    )
+
+
+def state_cache_dir() -> Path:
+    """Per-mesh view-map caches live next to the Prefect state (``STYLEPIPE_STATE``), not in outputs."""
+    from flows.server import state_dir
+
+    return state_dir() / "cache" / "mesh-views"
+
+
 def job_payload(spec: AnyJob) -> dict[str, Any]:
     """What a worker needs of a job, as plain JSON data."""
+    if isinstance(spec, MeshJobSpec):
+        return {
+            "name": spec.name,
+            "kind": "mesh",
+            "method": spec.method,
+            "params": dict(spec.params),
+            "turntable_views": spec.turntable_views,
+            "preview_size": spec.preview_size,
+        }
     return {
         "name": spec.name,
         "method": spec.method,
@@ -80,12 +116,13 @@ def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str
     for job in p.jobs:
         todo = [i for i in job.items if i.output.as_posix() not in done]
         todo.sort(key=lambda i: (str(i.content), tuple(map(str, i.styles))))
-        for k in range(0, len(todo), chunk_size):
-            part = todo[k : k + chunk_size]
+        size = 1 if isinstance(job.spec, MeshJobSpec) else chunk_size  # a mesh is minutes of work
+        for k in range(0, len(todo), size):
+            part = todo[k : k + size]
             chunks.append(
                 (
                     job_payload(job.spec),
-                    f"{job.spec.name}-{k // chunk_size:04d}",
+                    f"{job.spec.name}-{k // size:04d}",
                     [item_to_dict(i) for i in part],
                 )
             )
@@ -183,7 +220,10 @@ def stylize_manifest(
             )
 
     futures = [
-        stylize_chunk.submit(job, items, p.output_root, run_id, cid, dev) for job, cid, items in chunks
+        stylize_mesh_item.submit(job, items[0], p.output_root, run_id, cid, dev)
+        if job.get("kind") == "mesh"
+        else stylize_chunk.submit(job, items, p.output_root, run_id, cid, dev)
+        for job, cid, items in chunks
     ]
     results, crashed = [], []
     for (job, cid, items), fut in zip(chunks, futures, strict=True):

@@ -105,6 +105,27 @@ def deploy(pool: str = DEFAULT_POOL) -> str:
     return str(deployment.apply())
 
 
+def deploy_schedule(
+    name: str, manifest: Path, cron: str, pool: str = DEFAULT_POOL, timezone: str = "UTC"
+) -> str:
+    """A deployment ``stylize-manifest/<name>`` that runs ``manifest`` on the pool on a cron schedule
+    (a nightly mesh job, say); finished outputs are skipped, so each run does only what is new."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    ensure_pool(pool)
+    ensure_zombie_automation()
+    deployment = stylize_manifest.to_deployment(
+        name=name,
+        work_pool_name=pool,
+        entrypoint_type=_module_entrypoint(),
+        parameters={"manifest": str(Path(manifest).resolve())},
+        schedule=CronSchedule(cron=cron, timezone=timezone),
+        description=f"stylepipe: {Path(manifest).name} on the schedule {cron} ({timezone})",
+        tags=["stylepipe", "scheduled"],
+    )
+    return str(deployment.apply())
+
+
 def _module_entrypoint():
     # "flows.pipeline:stylize_manifest" rather than a file path: workers import the installed package,
     # so they need no copy of this checkout at the same path.

@@ -38,6 +38,8 @@ METRICS_COLUMNS = {
     "f_c": pa.float64(),
     "f_s": pa.float64(),
     "ssim": pa.float64(),
+    "style_loss": pa.float64(),  # mesh jobs: final StyleMesh losses
+    "content_loss": pa.float64(),
     "seconds": pa.float64(),
     "device": pa.string(),
     "error": pa.string(),

@@ -231,3 +231,49 @@ def test_augment_job_mirrors_an_image_folder(server, tmp_path):
     assert len(rows) == 12 and all(r["error"] is None and '"alpha"' in r["params"] for r in rows)
     again = stylize(server, "run", path)  # a re-run finds everything complete
     assert again.returncode == 0 and "12 already complete" in again.stdout
+
+
+def test_mesh_job_writes_obj_previews_and_loss_rows(server, tmp_path):
+    import open3d as o3d
+
+    from stylecore.mesh import load_mesh
+
+    sphere = o3d.geometry.TriangleMesh.create_sphere(radius=1.0, resolution=8)  # no UVs: xatlas unwraps it
+    (tmp_path / "meshes").mkdir()
+    o3d.io.write_triangle_mesh(str(tmp_path / "meshes" / "ball.obj"), sphere)
+    (tmp_path / "meshes" / "empty.obj").write_text("")  # a bad mesh: recorded, the rest goes on
+    write_image(synthetic_image(48, 48, seed=7), tmp_path / "style.png")
+    params = {"iterations": 2, "texture_size": 64, "render_size": 64, "n_azimuth": 2, "elevations": [10.0],
+              "distances": [1.0], "views_per_step": 2, "supersample": 1}  # fmt: skip
+    data = {
+        "schema_version": 1,
+        "output": "out",
+        "device": "cpu",
+        "jobs": [
+            {"kind": "mesh", "name": "m", "meshes": ["meshes"], "styles": ["style.png"], "params": params,
+             "turntable_views": 3, "preview_size": 48}
+        ],
+    }  # fmt: skip
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = stylize(server, "run", path)
+    assert res.returncode == 1 and "empty.obj" in res.stderr, res.stdout + res.stderr
+    (folder,) = (tmp_path / "out" / "m").glob("ball__style-*")
+    assert {p.name for p in folder.iterdir()} == {
+        "ball.obj",
+        "ball.mtl",
+        "ball.png",
+        "turntable.png",
+        "before_after.png",
+    }
+    again = load_mesh(folder / "ball.obj")
+    assert again.n_triangles == len(sphere.triangles) and not again.unwrapped
+    with Image.open(folder / "turntable.png") as im:
+        assert im.size == (3 * 48, 48)
+    rows = {
+        Path(r["output"]).name: r for r in pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
+    }
+    assert rows["ball.obj"]["error"] is None and rows["ball.obj"]["style_loss"] > 0
+    assert rows["empty.obj"]["error"] and "empty.obj" in rows["empty.obj"]["error"]
+    rerun = stylize(server, "run", path)  # the good mesh is up to date: skipped
+    assert "1 already complete" in rerun.stdout

@@ -165,3 +165,19 @@ def test_sharded_run_survives_a_worker_killed_mid_shard(server, tmp_path):
     parts = OutputStore(str(tmp_path / "out")).read_parts().to_pylist()
     ok = Counter(r["output"] for r in parts if r["error"] is None)
     assert set(ok) == set(planned) and max(ok.values()) == 1  # no item was done twice
+
+
+def test_nightly_mesh_deployment_has_its_cron(server, tmp_path):
+    res = stylize(server, "deploy", "nightly-meshes", "--cron", "0 2 * * *")
+    if "no files match" in res.stderr or "file not found" in res.stderr:
+        pytest.skip("the shipped nightly manifest needs ../shared/datasets/meshes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    dep = api(server, "GET", "/deployments/name/stylize-manifest/nightly-meshes")
+    assert dep["work_pool_name"] == "stylepipe-gpu"
+    assert dep["parameters"]["manifest"].endswith("manifests/nightly_meshes.yaml")
+    (schedule,) = dep["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["active"]
+    bad = stylize(server, "deploy", "nightly-meshes", "--cron", "not a cron")
+    assert bad.returncode == 2 and "cron" in bad.stderr.lower()
+    missing = stylize(server, "deploy", "other", "--cron", "0 2 * * *")
+    assert missing.returncode == 2 and "needs --cron and --manifest" in missing.stderr

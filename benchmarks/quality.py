@@ -1,0 +1,183 @@
+"""Quality report: every method on the held-out evaluation split, the seed's metrics, and a grid image.
+
+    .venv/bin/python -m benchmarks.quality [--methods gatys adain sanet rast] [--size 512]
+        [--contents 8] [--styles 8] [--gatys-steps 200] [--out output/quality]
+
+The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
+``stylize train`` never sees). For each method: mean f_c(output, content) and f_s(output, style) over
+the same pairs at ``--size`` px (longest side), with the vgg16-hed encoder; plus the reference rows
+f_s(content, style) (how far the untouched photo is from the style) and f_c(style, content). Results
+per method are kept in ``<out>/<method>.json`` (a method already measured with the same settings is
+not run again, so the slow Gatys rows can be produced once, in the background); ``<out>/report.md`` is
+the table, ``<out>/grid.png`` the picture (rows: contents; columns: style, then each method).
+
+Targets (issue 5): for each trained method f_s(output, style) <= 0.5 x f_s(content, style) and
+f_c(output, content) <= Gatys' f_c; RAST's f_c below SANet's with f_s within 10 % of SANet's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from benchmarks._common import ROOT, SHARED
+from stylecore.encoders import load_encoder
+from stylecore.errors import StyleCoreError
+from stylecore.imageio import read_image, resize_max_side, write_image
+from stylecore.methods import get_method
+from stylecore.metrics import Metrics
+
+SPLIT = ROOT / "benchmarks" / "eval_split.txt"
+
+
+def split() -> tuple[list[Path], list[Path]]:
+    names = [
+        line.strip() for line in SPLIT.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    contents = [SHARED / n for n in names if n.startswith("content/")]
+    styles = [SHARED / n for n in names if n.startswith("style/")]
+    return contents, styles
+
+
+def crop_to(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Resize ``img`` to ``like``'s size (f_c compares same-sized images)."""
+    return F.interpolate(
+        img[None], size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False
+    )[0]
+
+
+def run_method(method: str, weights: str | None, pairs, size: int, gatys_steps: int, out: Path) -> dict:
+    params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
+    stylizer = get_method(method).load(weights, device="auto")
+    metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
+    f_c, f_s, seconds = [], [], []
+    codes: dict[Path, object] = {}
+    for content_path, style_path in pairs:
+        content = read_image(content_path, max_side=size)
+        style = read_image(style_path, max_side=size)
+        if style_path not in codes:
+            codes[style_path] = stylizer.encode_style(style)
+        t0 = time.perf_counter()
+        image = stylizer.stylize(content, codes[style_path], params=params)[0].cpu()
+        seconds.append(time.perf_counter() - t0)
+        write_image(image, out / method / f"{content_path.stem}__{style_path.stem}.png")
+        fc, fs = metrics.scores(image[None], content[None], style[None])
+        f_c.append(float(fc[0]))
+        f_s.append(float(fs[0]))
+    return {
+        "method": method,
+        "weights": stylizer.weights_name,
+        "size": size,
+        "pairs": len(pairs),
+        "params": params,
+        "f_c": sum(f_c) / len(f_c),
+        "f_s": sum(f_s) / len(f_s),
+        "seconds_per_pair": sum(seconds) / len(seconds),
+        "device": str(stylizer.device),
+    }
+
+
+def references(pairs, size: int) -> dict:
+    metrics = Metrics(load_encoder("vgg16-hed"))
+    fs, fc = [], []
+    for content_path, style_path in pairs:
+        content = read_image(content_path, max_side=size)
+        style = read_image(style_path, max_side=size)
+        fs.append(float(metrics.f_s(content[None], style[None])[0]))
+        fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
+    return {"f_s(content, style)": sum(fs) / len(fs), "f_c(style, content)": sum(fc) / len(fc)}
+
+
+def grid(contents, styles, methods: list[str], out: Path, cell: int = 160) -> Path:
+    """Rows: contents; per style a block of columns: the style, then each method's output."""
+    rows = []
+    for c in contents:
+        row = [resize_max_side(read_image(c), cell)]
+        for s in styles:
+            row.append(resize_max_side(read_image(s), cell))
+            for m in methods:
+                path = out / m / f"{c.stem}__{s.stem}.png"
+                row.append(
+                    resize_max_side(read_image(path), cell) if path.is_file() else torch.ones(3, cell, cell)
+                )
+        rows.append(torch.cat([_pad(t, cell) for t in row], dim=2))
+    sheet = torch.cat(rows, dim=1)
+    return write_image(sheet, out / "grid.png")
+
+
+def _pad(t: torch.Tensor, cell: int) -> torch.Tensor:
+    canvas = torch.ones(3, cell, cell)
+    h, w = t.shape[-2:]
+    canvas[:, (cell - h) // 2 : (cell - h) // 2 + h, (cell - w) // 2 : (cell - w) // 2 + w] = t
+    return canvas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", nargs="+", default=["gatys", "adain", "sanet", "rast"])
+    ap.add_argument(
+        "--weights", nargs="*", default=[], help="METHOD=NAME overrides (e.g. adain=adain-vgg16hed-wip)"
+    )
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--contents", type=int, default=8)
+    ap.add_argument("--styles", type=int, default=8)
+    ap.add_argument("--gatys-steps", type=int, default=200)
+    ap.add_argument("--grid", type=int, default=4, help="contents and styles shown in the grid")
+    ap.add_argument("--out", type=Path, default=ROOT / "output" / "quality")
+    ap.add_argument("--force", action="store_true", help="measure again even when a result exists")
+    args = ap.parse_args()
+    torch.set_grad_enabled(True)
+    contents, styles = split()
+    contents, styles = contents[: args.contents], styles[: args.styles]
+    pairs = [(c, s) for c in contents for s in styles]
+    weights = dict(w.split("=", 1) for w in args.weights)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for method in args.methods:
+        path = args.out / f"{method}.json"
+        settings = {"size": args.size, "pairs": len(pairs), "weights": weights.get(method)}
+        if method == "gatys":
+            settings["gatys_steps"] = args.gatys_steps
+        if path.is_file() and not args.force:
+            cached = json.loads(path.read_text())
+            if cached.get("settings") == settings:
+                results[method] = cached
+                continue
+        try:
+            result = run_method(method, weights.get(method), pairs, args.size, args.gatys_steps, args.out)
+        except StyleCoreError as exc:
+            print(f"{method}: not measured ({exc})")
+            continue
+        result["settings"] = settings
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        results[method] = result
+    ref = references(pairs, args.size)
+    lines = [
+        f"Evaluation split: {len(contents)} contents x {len(styles)} styles = {len(pairs)} pairs at "
+        f"{args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
+        "",
+        "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
+        "| f_s / f_s(content, style) | s per pair | device |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m, r in results.items():
+        lines.append(
+            f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
+            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['seconds_per_pair']:.2f} | {r['device']} |"
+        )
+    lines.append(f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | - | - |")
+    lines.append(f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | - | - |")
+    report = "\n".join(lines) + "\n"
+    (args.out / "report.md").write_text(report)
+    print(report)
+    shown = [m for m in args.methods if m in results]
+    print(f"grid: {grid(contents[: args.grid], styles[: args.grid], shown, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

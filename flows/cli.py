@@ -153,13 +153,20 @@ def run(
         str | None, typer.Option(help="auto, cpu, cuda, cuda:N (overrides the manifest's)")
     ] = None,
     port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+    shards: Annotated[
+        int | None,
+        typer.Option(min=1, help="run as N shard runs on the work pool's workers (stylize deploy, worker)"),
+    ] = None,
 ) -> None:
-    """Validate, then run a manifest as one Prefect flow run on the local server (started if needed)."""
+    """Validate, then run a manifest as one Prefect flow run on the local server (started if needed),
+    or as N shard runs on the work pool's workers with --shards N."""
     try:
         p = _load_plan(manifest, output)
     except StyleCoreError as exc:
         raise fail(_manifest_problems(exc)) from None
     url = _ensure_server(port)
+    if shards is not None:
+        return _run_sharded(manifest, shards, output, device, url)
     console.print(f"{len(p.items)} item(s) planned; Prefect UI: {url.removesuffix('/api')}")
     from flows.pipeline import stylize_manifest
 
@@ -177,6 +184,124 @@ def run(
         if summary["crashed_chunks"]:
             problems.append(f"{summary['crashed_chunks']} chunk(s) crashed; run again to finish them")
         raise fail(problems)
+
+
+def _run_sharded(manifest: Path, shards: int, output: str | None, device: str | None, url: str) -> None:
+    from flows.scaleout import DEPLOYMENT, deployment_status, stylize_sharded
+
+    status = deployment_status()
+    if not status["deployed"]:
+        raise fail(f"the deployment {DEPLOYMENT} does not exist on {url}: run `stylize deploy` first")
+    if status["workers"] == 0:
+        raise fail(
+            f"no worker is polling the pool {status['pool']!r}: start one or more with "
+            f"`stylize worker --pool {status['pool']} --device cuda:0` (or --device cpu)"
+        )
+    console.print(f"{shards} shard runs on pool {status['pool']!r} ({status['workers']} worker(s) online)")
+    summary = stylize_sharded(str(manifest.resolve()), shards, output=output, device=device)
+    for r in summary["shards"]:
+        console.print(
+            f"  shard {r['shard']}: {r['state']} after {r['attempts']} attempt(s), {r['done']} done, "
+            f"{r['skipped']} skipped, {r['failed']} failed"
+        )
+    console.print(f"{summary['complete']}/{summary['planned']} outputs complete: {summary['output']}")
+    if summary["complete"] < summary["planned"]:
+        raise fail(
+            f"{summary['planned'] - summary['complete']} output(s) missing or failed; see metrics.parquet"
+        )
+
+
+@app.command()
+def deploy(
+    what: Annotated[
+        str,
+        typer.Argument(help="'manifests' (on demand, for --shards) or a name for a scheduled deployment"),
+    ] = "manifests",
+    cron: Annotated[
+        str | None, typer.Option(help='schedule, e.g. "0 2 * * *" (scheduled deployments)')
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="manifest a scheduled deployment runs (nightly-meshes: the shipped one)"),
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
+    pool: Annotated[str, typer.Option(help="process work pool to create/use")] = "stylepipe-gpu",
+    port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+) -> None:
+    """Create the work pool, the dead-worker automation and a deployment on the server.
+
+    `stylize deploy` makes the on-demand manifest deployment used by `run --shards`;
+    `stylize deploy nightly-meshes --cron "0 2 * * *"` makes a scheduled one for a manifest."""
+    if what == "manifests":
+        if cron or manifest:
+            raise fail("--cron/--manifest are for scheduled deployments: give them a name", code=2)
+        url = _ensure_server(port)
+        from flows.scaleout import DEPLOYMENT
+        from flows.scaleout import deploy as do_deploy
+
+        dep_id = do_deploy(pool)
+        console.print(f"deployment {DEPLOYMENT} ({dep_id}) on pool {pool!r} at {url.removesuffix('/api')}")
+    else:
+        if manifest is None and what == "nightly-meshes":
+            manifest = PROJECT_ROOT / "manifests" / "nightly_meshes.yaml"
+        if cron is None or manifest is None:
+            raise fail(f"a scheduled deployment ({what!r}) needs --cron and --manifest", code=2)
+        try:
+            _load_plan(manifest)
+        except StyleCoreError as exc:
+            raise fail(_manifest_problems(exc)) from None
+        url = _ensure_server(port)
+        from flows.scaleout import deploy_schedule
+
+        try:
+            dep_id = deploy_schedule(what, manifest, cron, pool, timezone)
+        except ValueError as exc:  # a bad cron expression or time zone
+            raise fail(str(exc), code=2) from None
+        console.print(
+            f"deployment stylize-manifest/{what} ({dep_id}): {manifest} on {cron!r} ({timezone}), "
+            f"pool {pool!r} at {url.removesuffix('/api')}"
+        )
+    console.print(f"start workers with: stylize worker --pool {pool} --device cuda:0")
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="work pool to pull from")] = "stylepipe-gpu",
+    device: Annotated[
+        str, typer.Option(help="device for the runs of this worker: auto, cpu, cuda:N")
+    ] = "auto",
+    name: Annotated[str | None, typer.Option(help="worker name (default: Prefect's)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per run (OMP_NUM_THREADS)")] = None,
+    port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+) -> None:
+    """Start a Prefect process worker: each shard run is one process that loads its model once.
+
+    Workers on other machines: set PREFECT_API_URL to the shared server first (see the README)."""
+    import os
+    import sys
+
+    from flows.scaleout import HEARTBEAT_S
+
+    _ensure_server(port)
+    env = {
+        **os.environ,
+        "STYLEPIPE_DEVICE": device,
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S),  # a dead run is noticed within ~70 s
+    }
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [
+        str(Path(sys.executable).parent / "prefect"),
+        "worker",
+        "start",
+        "--pool",
+        pool,
+        "--type",
+        "process",
+    ]
+    if name:
+        cmd += ["--name", name]
+    os.execve(cmd[0], cmd, env)  # the worker replaces this process: signals reach it directly
 
 
 def _ensure_server(port: int) -> str:
@@ -270,19 +395,31 @@ def methods() -> None:
     console.print(table)
 
 
+TRAIN_OPTION_FIELDS = {
+    "content_dirs", "style_dirs", "exclude", "steps", "batch", "size", "lr", "init_from", "seed",
+    "checkpoint_every_s", "method",
+}  # fmt: skip
+
+
 @app.command()
 def train(
-    method: Annotated[str, typer.Argument(help="adain (sanet and rast: not yet)")],
+    method: Annotated[str, typer.Argument(help="adain, sanet or rast")],
     content: Annotated[list[Path], typer.Option("--content", help="folder of content photos (repeatable)")],
     style: Annotated[list[Path], typer.Option("--style", help="folder of style images (repeatable)")],
     steps: Annotated[int, typer.Option(help="total optimisation steps")],
     out: Annotated[Path, typer.Option(help="checkpoint file (optimiser state included; keep out of git)")],
-    size: Annotated[int, typer.Option(help="square crop side in pixels")] = 128,
+    size: Annotated[
+        int, typer.Option(help="square crop side in pixels (sanet: multiple of 16, >= 64; rast: >= 128)")
+    ] = 128,
     batch: Annotated[int, typer.Option(help="batch size")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-4,
     resume: Annotated[bool, typer.Option("--resume", help="continue from --out if it exists")] = False,
     init_from: Annotated[
-        Path | None, typer.Option(help="start from these weights (e.g. a shipped fp16 file)")
+        Path | None,
+        typer.Option(
+            help="start from these weights: a catalog name or a shipped fp16 file (sanet/rast: either "
+            "file of a NAME.decoder/NAME.transformer.safetensors pair)"
+        ),
     ] = None,
     exclude: Annotated[
         Path | None, typer.Option(help="file listing held-out images (default: benchmarks/eval_split.txt)")
@@ -290,8 +427,21 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     checkpoint_minutes: Annotated[float, typer.Option(help="minutes between checkpoints")] = 5.0,
     seed: Annotated[int, typer.Option(help="data-order seed")] = 0,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="other training settings as KEY=VALUE (repeatable), e.g. style_weight=5, "
+            "identity1_weight=50, gan_weight=5, style_diff_weight=2, lr_decay=5e-5, d_lr=1e-4, "
+            "load_size=256, log_every=10, amp=false. Loss weights default to the paper's.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a method's decoder on folders of images, resumably (Ctrl-C loses at most one interval)."""
+    """Train a method's networks on folders of images, resumably (Ctrl-C loses at most one interval).
+
+    adain trains a decoder; sanet and rast train the SANet transformer and a decoder (rast also two
+    PatchGAN discriminators, kept in the checkpoint). Export with `stylize weights export`.
+    """
     from pydantic import ValidationError
 
     from stylecore.train.loop import TrainConfig, Trainer
@@ -303,6 +453,12 @@ def train(
         held_out = [
             Path(line).name for line in split.read_text().splitlines() if line and not line.startswith("#")
         ]
+    extra = parse_params(overrides or [])
+    taken = sorted(set(extra) & TRAIN_OPTION_FIELDS)
+    if taken:
+        raise fail(
+            f"--set {', '.join(taken)}: these have their own options (see stylize train --help)", code=2
+        )
     try:
         cfg = TrainConfig(
             method=method,
@@ -316,9 +472,12 @@ def train(
             init_from=init_from,
             seed=seed,
             checkpoint_every_s=checkpoint_minutes * 60,
+            **extra,
         )
     except ValidationError as exc:
-        raise fail([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+        raise fail(
+            [f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        ) from None
     try:
         with console.status("loading the training images ..."):
             trainer = Trainer(cfg, out, device=device)
@@ -328,15 +487,18 @@ def train(
             raise fail(f"{out} exists: pass --resume to continue it, or choose another --out")
     except StyleCoreError as exc:
         raise fail(str(exc)) from None
+    weights = ", ".join(f"{k} {v:g}" for k, v in cfg.loss_weights().items())
     console.print(
         f"training {method}: {len(trainer.content.pool)} contents, {len(trainer.style.pool)} styles, "
-        f"{len(held_out)} held out, device {trainer.device}, log {out.with_suffix('.csv')}"
+        f"{len(held_out)} held out, device {trainer.device}, log {out.with_suffix('.csv')}\n"
+        f"loss weights: {weights}"
     )
+    shown = [t for t, w in cfg.loss_weights().items() if w] + (["disc"] if method == "rast" else [])
 
     def show(row: dict[str, float]) -> None:
+        terms = "  ".join(f"{t} {row[t]:.4g}" for t in shown)
         console.print(
-            f"step {row['step']:>7}/{steps}  loss {row['loss']:.4g}  content {row['content']:.4g}  "
-            f"style {row['style']:.4g}  {row['it_per_s']:.2f} it/s"
+            f"step {row['step']:>7}/{steps}  loss {row['loss']:.4g}  {terms}  {row['it_per_s']:.2f} it/s"
         )
 
     try:
@@ -360,9 +522,8 @@ def weights_export(
         entry = export_checkpoint(checkpoint, name, note=note)
     except StyleCoreError as exc:
         raise fail(str(exc)) from None
-    console.print(
-        f"exported {name}: weights/{entry['files'][0]['filename']} sha256 {entry['files'][0]['sha256']}"
-    )
+    for f in entry["files"]:
+        console.print(f"exported {name} ({f['role']}): weights/{f['filename']} sha256 {f['sha256']}")
 
 
 @weights_app.command("list")

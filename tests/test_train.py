@@ -1,17 +1,32 @@
-"""Training: exact resume, export to the catalog, loss sanity."""
+"""Training: exact resume, export to the catalog, the losses of AdaIN, SANet and RAST by hand."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
+from stylecore.encoders import STYLE_LAYERS
+from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
+from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.export import export_checkpoint
-from stylecore.train.loop import TrainConfig, Trainer
-from stylecore.train.losses import adain_losses, mean_std_loss
+from stylecore.train.loop import TrainConfig, Trainer, log_columns
+from stylecore.train.losses import (
+    DEFAULT_WEIGHTS,
+    adain_losses,
+    identity_losses,
+    mean_std_loss,
+    normalised_content_loss,
+    rast_losses,
+    sanet_losses,
+    style_difference_loss,
+    style_loss,
+)
 from stylecore.weights import load_catalog
 from tests.conftest import synthetic_image
 
@@ -26,13 +41,21 @@ def folders(tmp_path) -> tuple[Path, Path]:
     return content, style
 
 
+@pytest.fixture()
+def one_thread():
+    """Tiny tensors gain nothing from threads, and threads waiting on a busy machine cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def config(folders, steps: int, **kw) -> TrainConfig:
-    return TrainConfig(
-        content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, batch=2, size=32, log_every=1, **kw
-    )
+    settings = {"batch": 2, "size": 32, "log_every": 1} | kw
+    return TrainConfig(content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, **settings)
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_encoder):
+def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_encoder, one_thread):
     full = Trainer(config(folders, 4), tmp_path / "full.ckpt", device="cpu", encoder=random_encoder)
     full.run()
 
@@ -87,3 +110,300 @@ def test_adain_losses_terms(random_encoder):
     assert set(terms) == {"content", "style"} and all(v.item() > 0 for v in terms.values())
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
+
+
+# ---- SANet / RAST losses on hand-made tensors ------------------------------------------------------------
+
+
+class PixelEncoder(torch.nn.Module):
+    """A stand-in encoder whose every "layer" is the image itself: losses become checkable by hand."""
+
+    name = "vgg16-hed"
+
+    def forward(self, image, layers=STYLE_LAYERS):
+        return {k: image for k in layers}
+
+
+class CopyTransform(torch.nn.Module):
+    """T(c, s) = the content's (``source="content"``) or the style's relu4_1 "features" (here: pixels)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def forward(self, c4, s4, c5, s5):
+        return c4 if self.source == "content" else s4
+
+
+def two_images() -> tuple[torch.Tensor, torch.Tensor]:
+    return synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2).flip(1)[None] * 0.6
+
+
+def test_style_loss_zero_for_same_statistics_positive_otherwise():
+    a = torch.randn(2, 8, 6, 6)
+    shuffled = a.flatten(2)[..., torch.randperm(36)].view_as(a)  # same per-channel stats, new layout
+    feats = {k: a for k in STYLE_LAYERS}
+    assert float(style_loss(feats, {k: shuffled for k in STYLE_LAYERS})) == pytest.approx(0.0, abs=1e-10)
+    assert float(style_loss(feats, {k: a * 2 + 1 for k in STYLE_LAYERS})) > 0.0
+
+
+def test_normalised_content_loss_ignores_channel_statistics_but_not_layout():
+    a = torch.randn(2, 8, 6, 6)
+    fa = {"relu4_1": a, "relu5_1": a}
+    scaled = {"relu4_1": a * 3 + 2, "relu5_1": a * 0.5 - 1}
+    assert float(normalised_content_loss(fa, scaled)) == pytest.approx(0.0, abs=1e-8)
+    flipped = {k: v.flip(-1) for k, v in fa.items()}
+    assert float(normalised_content_loss(fa, flipped)) > 0.1
+
+
+def test_style_difference_loss_falls_as_the_style_moves_away():
+    source = {k: torch.randn(1, 8, 6, 6) for k in STYLE_LAYERS}
+    values = []
+    for shift in (0.5, 1.0, 2.0, 4.0):  # the output's statistics move further from the source's
+        output = {k: v * (1 + shift) + shift for k, v in source.items()}
+        value = style_difference_loss(output, source)
+        torch.testing.assert_close(value, 1.0 / style_loss(output, source))
+        values.append(float(value))
+    assert values == sorted(values, reverse=True) and values[-1] < values[0] / 10
+
+
+def test_identity_losses_zero_when_the_networks_reproduce_their_inputs():
+    c, s = two_images()
+    enc, dec = PixelEncoder(), torch.nn.Identity()
+    feats = (enc(c), enc(s))
+    terms = identity_losses(enc, CopyTransform("content"), dec, (c, s), feats)
+    assert float(terms["identity1"]) == 0.0 and float(terms["identity2"]) == 0.0
+    half = identity_losses(enc, ScaledCopy(0.5), dec, (c, s), feats)
+    assert float(half["identity1"]) > 0.0 and float(half["identity2"]) > 0.0
+
+
+class ScaledCopy(torch.nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, c4, s4, c5, s5):
+        return c4 * self.factor
+
+
+def test_sanet_losses_by_hand():
+    c, s = two_images()
+    # a transform that ignores the style reproduces the content: no content loss, the full style loss
+    terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
+    assert set(terms) == {"content", "style", "identity1", "identity2"}
+    assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
+    feats = {k: c for k in STYLE_LAYERS}
+    torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
+
+
+class MixTransform(torch.nn.Module):
+    """T(c, s) = half the content plus half the mirrored style: every loss term is non-zero."""
+
+    def forward(self, c4, s4, c5, s5):
+        return 0.5 * c4 + 0.5 * s4.flip(-1)
+
+
+def test_feature_scaling_rebalances_feature_terms_only():
+    """scale_features divides each layer by its mean activation: the mean/std and feature-MSE terms
+    shrink by the squared scale, the normalised content loss and the pixel identity loss do not move."""
+    from stylecore.train.scales import feature_scale
+
+    c, s = two_images()
+    enc = PixelEncoder()
+    raw = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s)
+    rescaled = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s, scale_features=True)
+    torch.testing.assert_close(rescaled["content"], raw["content"], rtol=0.02, atol=0)  # eps aside
+    torch.testing.assert_close(rescaled["identity1"], raw["identity1"])
+    out = 0.5 * c + 0.5 * s.flip(-1)
+    expected = sum(mean_std_loss(out, s) / feature_scale(enc, k) ** 2 for k in STYLE_LAYERS)
+    torch.testing.assert_close(rescaled["style"], expected, rtol=0.01, atol=0)  # eps aside
+    assert 0 < float(rescaled["identity2"]) < float(raw["identity2"]) / 2
+
+
+def test_rast_losses_by_hand():
+    """A transform that copies the style image exactly restores everything: every restoration term is 0,
+    while L_diff is 1 / style distance (per path) and the plain content loss is positive."""
+    c, s = two_images()
+    terms, images = rast_losses(PixelEncoder(), CopyTransform("style"), torch.nn.Identity(), c, s)
+    assert set(terms) == set(DEFAULT_WEIGHTS["rast"]) - {"gan"}
+    for name in ("content_transitive", "style_transitive", "content_restoration", "style_restoration"):
+        assert float(terms[name]) == pytest.approx(0.0, abs=1e-9), name
+    assert float(terms["identity1"]) == 0.0
+    fc, fs = ({k: x for k in STYLE_LAYERS} for x in (c, s))
+    torch.testing.assert_close(terms["style_diff"], 1 / style_loss(fs, fc) + 1 / style_loss(fc, fs))
+    assert float(terms["content"]) > 0.0
+    torch.testing.assert_close(images.stylized, s)  # T(c, s) -> s
+    torch.testing.assert_close(images.reversed, c)  # T(s, c) -> c
+    # a transform that keeps the content keeps the content's style: L_diff is unbounded
+    kept, _ = rast_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
+    assert torch.isinf(kept["style_diff"])
+
+
+def test_discriminator_scales_and_lsgan_on_constant_outputs():
+    disc = MultiScalePatchGAN(scales=3).requires_grad_(False)
+    x = torch.rand(2, 3, 128, 128)
+    assert [tuple(o.shape) for o in disc(x)] == [(2, 1, 8, 8), (2, 1, 4, 4), (2, 1, 2, 2)]
+    for model in disc.models:  # every patch score becomes the constant 0.25
+        torch.nn.init.zeros_(model[-1].weight)
+        torch.nn.init.constant_(model[-1].bias, 0.25)
+    assert float(disc.lsgan_loss(x, True)) == pytest.approx(3 * 0.75**2)
+    assert float(disc.lsgan_loss(x, False)) == pytest.approx(3 * 0.25**2)
+    with pytest.raises(ParameterError, match="at least 128 px"):
+        disc(torch.rand(1, 3, 64, 64))
+    assert MultiScalePatchGAN.min_size(2) == 64
+
+
+# ---- config ----------------------------------------------------------------------------------------------
+
+
+def test_old_adain_checkpoint_config_still_validates():
+    old = {  # a config as the AdaIN-only trainer wrote it into checkpoints
+        "method": "adain", "content_dirs": ["a"], "style_dirs": ["b"], "exclude": [], "steps": 30000,
+        "batch": 8, "size": 128, "load_size": None, "lr": 0.0003, "lr_decay": 5e-05,
+        "content_weight": 1.0, "style_weight": 10.0, "encoder": "vgg16-hed", "seed": 0, "amp": True,
+        "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
+    }  # fmt: skip
+    cfg = TrainConfig.model_validate(old)
+    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0} and cfg.scale_features is False
+    assert TrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
+    sanet = config(folders, 1, method="sanet", size=64)
+    assert sanet.loss_weights() == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}
+    assert sanet.scale_features is True and config(folders, 1).scale_features is False
+    assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
+    assert config(folders, 1, method="sanet", size=64, style_weight=5).loss_weights()["style"] == 5.0
+    rast = config(folders, 1, method="rast", size=128).loss_weights()
+    assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
+    with pytest.raises(ValidationError, match="gan_weight"):
+        config(folders, 1, method="sanet", size=64, gan_weight=1.0)
+
+
+@pytest.mark.parametrize(
+    ("method", "size", "message"),
+    [("sanet", 72, "divides by 16"), ("sanet", 48, "at least 64"), ("rast", 64, "at least 128")],
+)
+def test_sanet_and_rast_crop_sizes_are_checked(folders, tmp_path, random_encoder, method, size, message):
+    with pytest.raises(ParameterError, match=message):
+        Trainer(config(folders, 1, method=method, size=size), tmp_path / "x.ckpt", encoder=random_encoder)
+
+
+# ---- SANet / RAST training: exact resume, export, init-from ----------------------------------------------
+
+# Tiny crops keep these fast: 32 px (relu5_1 is 2x2) is below the advised floor but works, and rast's
+# discriminators then get one scale.
+SMALL = {"sanet": {"size": 32}, "rast": {"size": 32, "gan_scales": 1}}
+
+
+@pytest.fixture()
+def tiny_crops(monkeypatch):
+    monkeypatch.setattr("stylecore.train.loop.SANET_MIN_SIZE", 32)
+
+
+def small_config(folders, method: str, steps: int, **kw) -> TrainConfig:
+    return config(folders, steps, method=method, batch=1, **SMALL[method], **kw)
+
+
+@pytest.mark.parametrize("method", ["sanet", "rast"])
+def test_sanet_rast_killed_and_resumed_run_equals_uninterrupted(
+    folders, tmp_path, random_encoder, tiny_crops, one_thread, method
+):
+    full = Trainer(
+        small_config(folders, method, 2), tmp_path / "full.ckpt", device="cpu", encoder=random_encoder
+    )
+    full.cfg = small_config(folders, method, 1)
+    full.run()  # checkpoint at step 1 ...
+    shutil.copy(tmp_path / "full.ckpt", tmp_path / "part.ckpt")
+    shutil.copy(tmp_path / "full.csv", tmp_path / "part.csv")
+    full.cfg = small_config(folders, method, 2)
+    full.run()  # ... and on, uninterrupted, to step 2
+
+    resumed = Trainer(
+        small_config(folders, method, 2), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder
+    )
+    assert resumed.resume() and resumed.step == 1  # a fresh process continues the checkpoint
+    resumed.run()
+    assert set(resumed.models) == (
+        {"decoder", "transformer"} | ({"disc_style", "disc_content"} if method == "rast" else set())
+    )
+    assert set(resumed.optimizers) == {"optimizer"} | ({"optimizer_d"} if method == "rast" else set())
+    for name, module in full.models.items():
+        for (k, a), (_, b) in zip(
+            module.state_dict().items(), resumed.models[name].state_dict().items(), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{name}.{k}")
+    header, *rows = (tmp_path / "part.csv").read_text().splitlines()
+    assert header.split(",") == log_columns(method) and [r.split(",")[0] for r in rows] == ["1", "2"]
+
+
+@pytest.mark.parametrize("method", ["sanet", "rast"])
+def test_sanet_rast_export_loads_as_a_stylizer(
+    folders, tmp_path, random_encoder, monkeypatch, tiny_crops, one_thread, method
+):
+    trainer = Trainer(
+        small_config(folders, method, 1), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder
+    )
+    ckpt = trainer.save()  # weights at initialisation are enough to check the round trip
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
+    name = get_method(method).default_weights
+    assert name == f"{method}-vgg16hed"
+    entry = export_checkpoint(ckpt, name, root=root)
+    assert [(f["role"], f["filename"], f["arch"]) for f in entry["files"]] == [
+        ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16"),
+        ("transformer", f"{name}.transformer.safetensors", "sanet-transformer"),
+    ]
+    card = (root / f"{name}.md").read_text()
+    assert "identity1 | 50 |" in card and ("style_diff | 2 |" in card) == (method == "rast")
+
+    # the catalog's encoder is the real HED trunk; this test catalog has none, so hand over the random one
+    monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
+    stylizer = get_method(method).load(catalog=load_catalog(root), device="cpu")  # the default name
+    assert stylizer.weights_name == name and set(stylizer.checksums) == {"decoder", "transformer"}
+    for role in ("decoder", "transformer"):
+        for k, v in trainer.models[role].state_dict().items():
+            torch.testing.assert_close(getattr(stylizer, role).state_dict()[k], v.half().float(), msg=k)
+    out = stylizer.stylize(
+        synthetic_image(48, 64)[None], stylizer.encode_style(synthetic_image(32, 32, seed=4))
+    )
+    assert out.shape == (1, 3, 48, 64) and torch.isfinite(out).all()
+
+    # the exported pair is also a starting point: by either file, or by catalog name
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
+    for source in (root / f"{name}.transformer.safetensors", name):
+        again = Trainer(
+            small_config(folders, "sanet", 1, init_from=source), tmp_path / "b.ckpt", encoder=random_encoder
+        )
+        for role in ("decoder", "transformer"):
+            for k, v in trainer.models[role].state_dict().items():
+                torch.testing.assert_close(again.models[role].state_dict()[k], v.half().float(), msg=k)
+    with pytest.raises(WeightsError, match=r"NAME\.decoder"):
+        Trainer(
+            small_config(folders, "sanet", 1, init_from=root / "catalog.json"), tmp_path / "c.ckpt",
+            encoder=random_encoder,
+        )  # fmt: skip
+
+
+def test_cli_train_reports_bad_settings_before_loading_anything(folders, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    base = ["train", "sanet", "--content", str(folders[0]), "--style", str(folders[1]), "--steps", "1"]
+    base += ["--out", str(tmp_path / "x.ckpt"), "--device", "cpu"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*base, "--size", "72"])
+    assert result.exit_code == 1 and "divides by 16" in result.output
+    result = runner.invoke(app, [*base, "--set", "gan_weight=2"])
+    assert (
+        result.exit_code == 1
+        and "gan_weight" in result.output
+        and "not a loss term of sanet" in result.output
+    )
+    result = runner.invoke(app, [*base, "--set", "lr=1"])
+    assert result.exit_code == 2 and "own options" in result.output
+    assert not (tmp_path / "x.ckpt").exists()

@@ -1,4 +1,10 @@
-"""Turn a training checkpoint into shipped weights: fp16 safetensors, a catalog entry, a model card."""
+"""Turn a training checkpoint into shipped weights: fp16 safetensors, a catalog entry, a model card.
+
+AdaIN ships one file, ``<name>.safetensors`` (role ``decoder``). SANet and RAST ship two, named by
+role: ``<name>.decoder.safetensors`` and ``<name>.transformer.safetensors`` (arch ``sanet-transformer``),
+which is what :meth:`stylecore.methods.base.Stylizer.load` loads by role. RAST's discriminators are
+only needed for training and stay in the checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,40 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import save_file
 
 from stylecore.errors import WeightsError
+from stylecore.train.loop import TrainConfig
+from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
 
 DECODER_ARCH = {"vgg16-hed": "decoder-vgg16", "vgg19-normalised": "decoder-vgg19"}
+TRANSFORMER_ARCH = "sanet-transformer"
+METHOD_ROLES = {
+    "adain": ("decoder",),
+    "sanet": ("decoder", "transformer"),
+    "rast": ("decoder", "transformer"),
+}
+METHOD_TITLES = {
+    "adain": "AdaIN decoder",
+    "sanet": "SANet transformer and decoder",
+    "rast": "RAST (SANet architecture) transformer and decoder",
+}
 
 
 def hardware_description(device: str = "cpu") -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
+    tmp = target.with_name(f".{target.name}.tmp")
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(tmp))
+    tmp.chmod(0o644)
+    tmp.replace(target)
+    return sha256_file(target)
 
 
 def export_checkpoint(
@@ -31,27 +59,31 @@ def export_checkpoint(
     metrics: dict[str, Any] | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``<name>.safetensors`` (fp16) and ``<name>.md`` into the weights folder and catalog it."""
+    """Write the fp16 safetensors and ``<name>.md`` into the weights folder and catalog them."""
     root = Path(root) if root is not None else weights_dir()
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        cfg, state = ckpt["config"], ckpt["decoder"]
-    except (OSError, KeyError, RuntimeError) as exc:
+        cfg = ckpt["config"]
+        config = TrainConfig.model_validate(cfg)
+        roles = METHOD_ROLES[config.method]
+        states = {role: ckpt[role] for role in roles}
+    except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
-    method, encoder = cfg["method"], cfg["encoder"]
-    target = root / f"{name}.safetensors"
-    tmp = target.with_name(f".{target.name}.tmp")
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(tmp))
-    tmp.chmod(0o644)
-    tmp.replace(target)
-    digest = sha256_file(target)
+    method, encoder = config.method, config.encoder
+    arch = {"decoder": DECODER_ARCH[encoder], "transformer": TRANSFORMER_ARCH}
+    files = []
+    for role in roles:
+        filename = f"{name}.safetensors" if len(roles) == 1 else f"{name}.{role}.safetensors"
+        digest = _write_fp16(states[role], root / filename)
+        files.append({"role": role, "filename": filename, "arch": arch[role], "sha256": digest})
     meta = {
         "steps": ckpt["step"],
-        "crop": cfg["size"],
-        "batch": cfg["batch"],
-        "lr": cfg["lr"],
-        "lr_decay": cfg["lr_decay"],
-        "loss_weights": {"content": cfg["content_weight"], "style": cfg["style_weight"]},
+        "crop": config.size,
+        "batch": config.batch,
+        "lr": config.lr,
+        "lr_decay": config.lr_decay,
+        "loss_weights": config.loss_weights(),
+        "scale_features": bool(config.scale_features),
         "train_seconds": round(ckpt["elapsed"], 1),
         "hardware": hardware or hardware_description(),
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -64,22 +96,20 @@ def export_checkpoint(
         "arch": method,
         "encoder": encoder,
         "location": "project",
-        "files": [
-            {"role": "decoder", "filename": target.name, "arch": DECODER_ARCH[encoder], "sha256": digest}
-        ],
+        "files": files,
         "license": "MIT",
         "source": "trained by stylepipe (stylize train) on the offline corpus; see the model card",
         "preprocessing": "RGB in [0,1] (the encoder does its own preprocessing)",
-        "description": f"{method} decoder for {encoder}, fp16",
+        "description": f"{method} {' + '.join(roles)} for {encoder}, fp16",
         "card": f"{name}.md",
         "meta": meta,
     }
-    _atomic_write_text(root / f"{name}.md", model_card(name, cfg, meta, digest))
+    _atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
     upsert_entry(entry, root)
     return entry
 
 
-def model_card(name: str, cfg: dict[str, Any], meta: dict[str, Any], digest: str) -> str:
+def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list[dict[str, Any]]) -> str:
     metrics = meta.get("metrics")
     metric_lines = (
         "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
@@ -88,24 +118,52 @@ def model_card(name: str, cfg: dict[str, Any], meta: dict[str, Any], digest: str
     )
     status = f"\n**Status:** {meta['note']}\n" if meta.get("note") else ""
     minutes = meta["train_seconds"] / 60
+    file_rows = "\n".join(
+        f"| file ({f['role']}) | `{f['filename']}` (fp16, arch `{f['arch']}`, sha256 `{f['sha256']}`) |"
+        for f in files
+    )
+    descriptions = TERM_DESCRIPTIONS[config.method]
+    loss_rows = "\n".join(
+        f"| {term} | {weight:g} | {descriptions[term]} |" for term, weight in meta["loss_weights"].items()
+    )
+    scaling = (
+        "Features were divided by each layer's mean activation before the losses compared them "
+        "(`stylecore/train/scales.py`), so the weights act as on `vgg_normalised`."
+        if config.scale_features
+        else "The losses compared raw encoder features."
+    )
+    extra = ""
+    if config.method == "rast":
+        extra = (
+            f"| discriminators | two {config.gan_scales}-scale PatchGANs (LSGAN), Adam lr {config.d_lr or config.lr}, "
+            f"betas (0.5, 0.999); not shipped |\n"
+        )
     return f"""# {name}
 
-{cfg["method"]} decoder for the `{cfg["encoder"]}` encoder, trained by this project.
+{METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained by this project.
 {status}
 | | |
 | --- | --- |
-| file | `{name}.safetensors` (fp16, sha256 `{digest}`) |
-| data | content: {", ".join(map(str, cfg["content_dirs"]))}; style: {", ".join(map(str, cfg["style_dirs"]))} |
-| held out | {len(cfg["exclude"])} evaluation files (`benchmarks/eval_split.txt`) |
+{file_rows}
+| data | content: {", ".join(map(str, config.content_dirs))}; style: {", ".join(map(str, config.style_dirs))} |
+| held out | {len(config.exclude)} evaluation files (`benchmarks/eval_split.txt`) |
 | steps | {meta["steps"]} |
-| crops | {cfg["size"]} px random crops of images scaled to a short side of {cfg["load_size"] or round(cfg["size"] * 1.5)} px |
-| batch | {cfg["batch"]} |
-| optimiser | Adam, lr {cfg["lr"]} / (1 + {cfg["lr_decay"]} x step) |
-| losses | content MSE to the AdaIN target at relu4_1 (x{cfg["content_weight"]}), style mean/std MSE at relu1_1..relu4_1 (x{cfg["style_weight"]}) |
-| precision | {"bf16 autocast" if cfg["amp"] else "fp32"} |
+| crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |
+| batch | {config.batch} |
+| optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
+{extra}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |
 | training time | {minutes:.0f} min of compute |
 | licence | MIT (weights); the training images keep their own licences and are not redistributed |
+
+## Losses
+
+Unweighted terms as defined in `stylecore/train/losses.py`; total = sum of weight x term.
+{scaling}
+
+| term | weight | definition |
+| --- | --- | --- |
+{loss_rows}
 
 ## Measured
 

@@ -1,9 +1,15 @@
 """One training loop for the project's own weights: resumable checkpoints, CSV loss log, bf16 autocast.
 
-A checkpoint holds the model, the optimiser, both data streams and the step, written atomically
-every ``checkpoint_every_s`` seconds and at the end, so a killed run resumes exactly where the last
-checkpoint left it (same batches, same updates). Progress goes to an ``on_log`` callback; the
-library prints nothing.
+Methods: ``adain`` (a decoder), ``sanet`` and ``rast`` (a SANet transformer and a decoder; rast also
+trains two multi-scale PatchGAN discriminators). A checkpoint holds every model, every optimiser, both
+data streams and the step, written atomically every ``checkpoint_every_s`` seconds and at the end, so a
+killed run resumes exactly where the last checkpoint left it (same batches, same updates). Progress
+goes to an ``on_log`` callback; the library prints nothing.
+
+Checkpoint keys: ``config``, ``step``, ``elapsed``, ``content``, ``style`` (data streams), the models
+(``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast) and
+the optimisers (``optimizer`` for the decoder/transformer; ``optimizer_d`` for rast's discriminators).
+An AdaIN checkpoint is exactly the format of the first, AdaIN-only version of this module.
 """
 
 from __future__ import annotations
@@ -16,22 +22,45 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
 
 from stylecore.decoders import VGGDecoder
 from stylecore.device import resolve_device
 from stylecore.encoders import VGGEncoder, load_encoder
-from stylecore.errors import ParameterError
+from stylecore.errors import ParameterError, WeightsError
 from stylecore.methods.adain import decoder_layout_for
+from stylecore.methods.sanet import Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
-from stylecore.train.losses import adain_losses
-from stylecore.weights import read_state_dict
+from stylecore.train.discriminator import MultiScalePatchGAN
+from stylecore.train.losses import (
+    DEFAULT_WEIGHTS,
+    adain_losses,
+    rast_discriminator_loss,
+    rast_generator_gan_loss,
+    rast_losses,
+    sanet_losses,
+)
+from stylecore.weights import load_strict, read_state_dict
+
+METHODS = ("adain", "sanet", "rast")
+ALL_TERMS = tuple(dict.fromkeys(t for w in DEFAULT_WEIGHTS.values() for t in w))
+SANET_MULTIPLE = 16  # relu5_1 is 1/16 of the input; the transform upsamples it x2 onto relu4_1
+SANET_MIN_SIZE = 64
 
 
 class TrainConfig(BaseModel):
+    """A training run's settings (stored in its checkpoints).
+
+    Loss weights: ``<term>_weight`` for each term of the method (see
+    :data:`stylecore.train.losses.DEFAULT_WEIGHTS`); left out, they take the paper's default, so a
+    stored config always names the weights it trained with. Setting a weight of a term the method
+    does not have is an error.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["adain"] = "adain"
+    method: Literal["adain", "sanet", "rast"] = "adain"
     content_dirs: list[Path]
     style_dirs: list[Path]
     exclude: list[str] = Field(default_factory=list, description="file names kept out (evaluation split)")
@@ -41,20 +70,94 @@ class TrainConfig(BaseModel):
     load_size: int | None = Field(None, description="short side images are scaled to (default 1.5 x size)")
     lr: float = Field(1e-4, gt=0)
     lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay * step), as upstream AdaIN")
-    content_weight: float = 1.0
-    style_weight: float = 10.0
+    d_lr: float | None = Field(None, gt=0, description="rast: discriminators' learning rate (default: lr)")
+    gan_scales: int = Field(3, ge=1, le=4, description="rast: discriminator scales (authors: 3)")
+    content_weight: float | None = Field(None, ge=0)
+    style_weight: float | None = Field(None, ge=0)
+    identity1_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, pixels")
+    identity2_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, features")
+    content_transitive_weight: float | None = Field(None, ge=0, description="rast")
+    style_transitive_weight: float | None = Field(None, ge=0, description="rast")
+    style_diff_weight: float | None = Field(None, ge=0, description="rast")
+    content_restoration_weight: float | None = Field(None, ge=0, description="rast")
+    style_restoration_weight: float | None = Field(None, ge=0, description="rast")
+    gan_weight: float | None = Field(None, ge=0, description="rast")
+    scale_features: bool | None = Field(
+        None,
+        description="losses compare features divided by each layer's mean activation (stylecore.train."
+        "scales) so the papers' weights keep their balance on vgg16-hed; default: on for sanet/rast, off "
+        "for adain (as its first runs)",
+    )
     encoder: str = "vgg16-hed"
     seed: int = 0
     amp: bool = Field(True, description="bf16 autocast for forward passes")
     init_from: Path | None = Field(
-        None, description="start from these decoder weights (e.g. a shipped fp16 file)"
+        None,
+        description="start from these weights: a catalog name, or a shipped fp16 file (adain: the "
+        "decoder file; sanet/rast: either file of a NAME.decoder/NAME.transformer.safetensors pair)",
     )
     checkpoint_every_s: float = Field(300.0, gt=0)
     log_every: int = Field(10, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_weights(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method", "adain") in DEFAULT_WEIGHTS:
+            data = dict(data)
+            method = data.get("method", "adain")
+            for term, weight in DEFAULT_WEIGHTS[method].items():
+                if data.get(f"{term}_weight") is None:
+                    data[f"{term}_weight"] = weight
+            if data.get("scale_features") is None:
+                data["scale_features"] = method != "adain"
+        return data
+
+    @model_validator(mode="after")
+    def _only_own_weights(self) -> TrainConfig:
+        own = DEFAULT_WEIGHTS[self.method]
+        foreign = [
+            f"{t}_weight" for t in ALL_TERMS if t not in own and getattr(self, f"{t}_weight") is not None
+        ]
+        if foreign:
+            raise ValueError(
+                f"{', '.join(foreign)}: not a loss term of {self.method} (its terms: {', '.join(own)})"
+            )
+        if self.method != "rast" and (self.d_lr is not None or self.gan_scales != 3):
+            raise ValueError("d_lr and gan_scales apply to rast only")
+        return self
+
+    def loss_weights(self) -> dict[str, float]:
+        """The method's loss terms and their weights, in the method's order."""
+        return {t: float(getattr(self, f"{t}_weight")) for t in DEFAULT_WEIGHTS[self.method]}
+
+    def check_size(self) -> None:
+        """Crop sizes the method's networks can take (raises :class:`ParameterError`)."""
+        if self.method == "adain":
+            return
+        smallest = SANET_MIN_SIZE
+        if self.method == "rast":
+            smallest = max(smallest, MultiScalePatchGAN.min_size(self.gan_scales))
+        if self.size % SANET_MULTIPLE or self.size < smallest:
+            raise ParameterError(
+                f"{self.method} trains on crops whose side divides by {SANET_MULTIPLE} (relu5_1 is 1/16 "
+                f"of the input) and is at least {smallest} px"
+                + (f" (the {self.gan_scales}-scale discriminators)" if self.method == "rast" else "")
+                + f"; got --size {self.size}"
+            )
+
 
 def _lr(cfg: TrainConfig, step: int) -> float:
     return cfg.lr / (1.0 + cfg.lr_decay * step)
+
+
+def _d_lr(cfg: TrainConfig, step: int) -> float:
+    return (cfg.d_lr or cfg.lr) / (1.0 + cfg.lr_decay * step)
+
+
+def log_columns(method: str) -> list[str]:
+    """The CSV log's columns for a method (its loss terms; rast adds the discriminators' loss)."""
+    extra = ["disc"] if method == "rast" else []
+    return ["step", "elapsed_s", "it_per_s", "lr", "loss", *DEFAULT_WEIGHTS[method], *extra]
 
 
 class Trainer:
@@ -63,17 +166,38 @@ class Trainer:
     def __init__(
         self, config: TrainConfig, out: Path, *, device: str = "auto", encoder: VGGEncoder | None = None
     ) -> None:
+        config.check_size()
         self.cfg = config
         self.out = Path(out)
         self.device = resolve_device(device)
         self.encoder = (encoder or load_encoder(config.encoder)).to(self.device)
+        if self.encoder.name != config.encoder:
+            raise ParameterError(f"encoder {self.encoder.name!r} given, the config names {config.encoder!r}")
+        self.weights = config.loss_weights()
+        self.models: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
-            self.decoder = VGGDecoder(decoder_layout_for(self.encoder)).to(self.device)
+            self.models["decoder"] = VGGDecoder(decoder_layout_for(self.encoder))
+            if config.method in ("sanet", "rast"):
+                self.models["transformer"] = Transform(self.encoder.channels("relu4_1"))
+            if config.method == "rast":
+                self.models["disc_style"] = MultiScalePatchGAN(scales=config.gan_scales)
+                self.models["disc_content"] = MultiScalePatchGAN(scales=config.gan_scales)
+        for module in self.models.values():
+            module.to(self.device).train()
         if config.init_from is not None:
-            state = read_state_dict(config.init_from)
-            self.decoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-        self.opt = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+            self._init_from(config.init_from)
+        generator = [self.models[k] for k in ("decoder", "transformer") if k in self.models]
+        if len(generator) == 1:
+            self.optimizers = {"optimizer": torch.optim.Adam(generator[0].parameters(), lr=config.lr)}
+        else:  # one parameter group per module, as the authors' SANet/RAST code
+            groups = [{"params": m.parameters()} for m in generator]
+            self.optimizers = {"optimizer": torch.optim.Adam(groups, lr=config.lr)}
+        if config.method == "rast":
+            d_groups = [{"params": self.models[k].parameters()} for k in ("disc_style", "disc_content")]
+            self.optimizers["optimizer_d"] = torch.optim.Adam(
+                d_groups, lr=config.d_lr or config.lr, betas=(0.5, 0.999)
+            )
         load = config.load_size or round(config.size * 1.5)
         if load < config.size:
             raise ParameterError(f"load_size {load} is smaller than the crop size {config.size}")
@@ -90,6 +214,27 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
 
+    @property
+    def decoder(self) -> nn.Module:
+        return self.models["decoder"]
+
+    @property
+    def transformer(self) -> nn.Module | None:
+        return self.models.get("transformer")
+
+    @property
+    def opt(self) -> torch.optim.Optimizer:
+        """The decoder's (and transformer's) optimiser."""
+        return self.optimizers["optimizer"]
+
+    def _init_from(self, source: Path) -> None:
+        """Load starting weights for the decoder (and transformer) from a catalog name or files."""
+        roles = [r for r in ("decoder", "transformer") if r in self.models]
+        files = init_files(source, self.cfg.method, roles, self.cfg.encoder)
+        for role, path in files.items():
+            state = {k: v.float() for k, v in read_state_dict(path).items()}
+            load_strict(self.models[role], state, source=str(path))
+
     # ---- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -97,8 +242,8 @@ class Trainer:
             "config": self.cfg.model_dump(mode="json"),
             "step": self.step,
             "elapsed": self.elapsed,
-            "decoder": self.decoder.state_dict(),
-            "optimizer": self.opt.state_dict(),
+            **{name: m.state_dict() for name, m in self.models.items()},
+            **{name: o.state_dict() for name, o in self.optimizers.items()},
             "content": self.content.state_dict(),
             "style": self.style.state_dict(),
         }
@@ -115,8 +260,16 @@ class Trainer:
         if not self.out.is_file():
             return False
         state = torch.load(self.out, map_location=self.device, weights_only=True)
-        self.decoder.load_state_dict(state["decoder"])
-        self.opt.load_state_dict(state["optimizer"])
+        method = state.get("config", {}).get("method")
+        if method != self.cfg.method:
+            raise ParameterError(f"{self.out} is a {method} run; it cannot continue as {self.cfg.method}")
+        missing = [k for k in [*self.models, *self.optimizers] if k not in state]
+        if missing:
+            raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")
+        for name, module in self.models.items():
+            module.load_state_dict(state[name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
         self.content.load_state_dict(state["content"])
         self.style.load_state_dict(state["style"])
         self.step, self.elapsed = state["step"], state["elapsed"]
@@ -129,26 +282,70 @@ class Trainer:
         style = self.style.next().to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = _lr(self.cfg, self.step)
-        dtype = torch.bfloat16 if self.cfg.amp else torch.float32
-        with torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp):
-            terms = adain_losses(self.encoder, self.decoder, content, style)
-        loss = (
-            self.cfg.content_weight * terms["content"].float()
-            + self.cfg.style_weight * terms["style"].float()
-        )
+        method, m = self.cfg.method, self.models
+        extra: dict[str, float] = {}
+        with self._autocast():
+            scale = bool(self.cfg.scale_features)
+            if method == "adain":
+                terms = adain_losses(self.encoder, m["decoder"], content, style, scale_features=scale)
+            elif method == "sanet":
+                terms = sanet_losses(
+                    self.encoder, m["transformer"], m["decoder"], content, style, scale_features=scale
+                )
+            else:
+                terms, images = rast_losses(
+                    self.encoder, m["transformer"], m["decoder"], content, style, scale_features=scale
+                )
+        if method == "rast":
+            extra["disc"] = self._discriminator_step(content, style, images)
+            discs = (m["disc_style"], m["disc_content"])
+            try:
+                for d in discs:
+                    d.requires_grad_(False)  # the generator's GAN loss does not train them
+                with self._autocast():
+                    terms["gan"] = rast_generator_gan_loss(*discs, images)
+            finally:
+                for d in discs:
+                    d.requires_grad_(True)
+        loss = None
+        for term, weight in self.weights.items():
+            if weight:
+                part = weight * terms[term].float()
+                loss = part if loss is None else loss + part
+        if loss is None:
+            raise ParameterError("every loss weight is 0: nothing to train")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.step += 1
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}, **extra}
+
+    def _autocast(self) -> torch.autocast:
+        dtype = torch.bfloat16 if self.cfg.amp else torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp)
+
+    def _discriminator_step(self, content: torch.Tensor, style: torch.Tensor, images) -> float:
+        """One LSGAN update of both discriminators on this step's outputs (before the generator's)."""
+        opt = self.optimizers["optimizer_d"]
+        for group in opt.param_groups:
+            group["lr"] = _d_lr(self.cfg, self.step)
+        with self._autocast():
+            d_loss = rast_discriminator_loss(
+                self.models["disc_style"], self.models["disc_content"], content, style, images
+            )
+        opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt.step()
+        return float(d_loss.detach())
 
     def run(self, on_log: Callable[[dict[str, float]], None] | None = None) -> Path:
         log_path = self.out.with_suffix(".csv")
+        columns = log_columns(self.cfg.method)
         new_log = not log_path.is_file() or self.step == 0
         with open(log_path, "w" if new_log else "a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:
-                writer.writerow(["step", "elapsed_s", "it_per_s", "lr", "loss", "content", "style"])
+                writer.writerow(columns)
             last_ckpt = time.monotonic()
             window_start, window_steps = time.monotonic(), 0
             while self.step < self.cfg.steps:
@@ -166,10 +363,7 @@ class Trainer:
                         **terms,
                     }
                     writer.writerow(
-                        [
-                            f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]
-                            for k in ("step", "elapsed_s", "it_per_s", "lr", "loss", "content", "style")
-                        ]
+                        [f"{row[k]:.6g}" if isinstance(row[k], float) else row[k] for k in columns]
                     )
                     fh.flush()
                     if on_log:
@@ -179,3 +373,37 @@ class Trainer:
                     self.save()
                     last_ckpt = time.monotonic()
         return self.save()
+
+
+def init_files(source: Path | str, method: str, roles: list[str], encoder: str) -> dict[str, Path]:
+    """The files to start a run from, by role: ``source`` is a catalog name (checksums verified) or a
+    weights file; for several roles, a file named ``NAME.<role>.safetensors`` finds its siblings."""
+    path = Path(source)
+    if not path.is_file():
+        from stylecore.weights import load_catalog
+
+        catalog = load_catalog()
+        if str(source) not in catalog.names():
+            raise WeightsError(f"--init-from {source}: neither a file nor a weights name in the catalog")
+        spec = catalog.get(str(source))
+        family = {"adain"} if method == "adain" else {"sanet", "rast"}  # sanet and rast share networks
+        if spec.method not in family:
+            raise ParameterError(f"weights {spec.name!r} are for {spec.method or spec.kind}, not {method}")
+        if spec.encoder != encoder:
+            raise ParameterError(f"weights {spec.name!r} were trained with {spec.encoder}, not {encoder}")
+        return {role: catalog.verified_path(spec, role) for role in roles}
+    if len(roles) == 1:
+        return {roles[0]: path}
+    for role in roles:
+        suffix = f".{role}{path.suffix}"
+        if path.name.endswith(suffix):
+            stem = path.name[: -len(suffix)]
+            files = {r: path.with_name(f"{stem}.{r}{path.suffix}") for r in roles}
+            absent = [str(p) for p in files.values() if not p.is_file()]
+            if absent:
+                raise WeightsError(f"--init-from {path}: missing {', '.join(absent)}")
+            return files
+    raise WeightsError(
+        f"--init-from {path}: {method} needs {' and '.join(roles)} weights; give a catalog name or one "
+        f"file of a pair named NAME.{roles[0]}{path.suffix} / NAME.{roles[1]}{path.suffix}"
+    )

@@ -1,14 +1,97 @@
-"""Training losses, as the papers define them, on the one encoder."""
+"""Training losses, as the papers and the authors' code define them, on the one encoder.
+
+Every function returns the *unweighted* terms in a dict; the trainer weights them with
+:data:`DEFAULT_WEIGHTS` (or the run's overrides) and adds them up. Sources:
+
+* AdaIN: Huang & Belongie 2017, eq. 11-13 (and naoto0804/pytorch-AdaIN).
+* SANet: Park & Lee, CVPR 2019, eq. 6-8: content = MSE of mean-variance-normalised features at
+  relu4_1 and relu5_1, style = mean/std MSE at relu1_1..relu5_1, identity losses on
+  ``decode(transform(c, c))`` and ``decode(transform(s, s))``; weights 1, 3, 50, 1.
+* RAST: Ma et al. (WACV 2023; TOMM 2023 "RAST: Restorable Arbitrary Style Transfer"), following the
+  authors' code (YingnanMa/RAST-2.0, ``SANet/SANet-replaced/net.py`` and ``train.py``): two
+  stylization paths, each restored by re-stylizing, give the multi-restoration loss (content- and
+  style-transitive terms plus the cross-path restoration terms), the style-difference loss is the
+  reciprocal of the style distance to the image whose style must go, plus the SANet identity losses
+  and an LSGAN term with two multi-scale PatchGAN discriminators. Weights 2, 2, 2, 1, 1, 50, 1, 5.
+
+``scale_features`` (a training setting; default on for SANet/RAST, off for AdaIN) divides each layer's
+features by its mean activation before the losses compare them (:mod:`stylecore.train.scales`): the
+papers' weights were set on ``vgg_normalised``, whose activations are ~1, while ``vgg16-hed``'s are
+6-18x larger, which would multiply the feature terms by up to ~280 against the pixel and normalised
+terms. The networks always see raw features.
+
+The seed's evaluation metrics (f_s, f_c) are a different thing and live in :mod:`stylecore.metrics`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from stylecore.encoders import VGGEncoder
-from stylecore.ops import adain, mean_std
+from stylecore.encoders import STYLE_LAYERS, VGGEncoder
+from stylecore.ops import adain, mean_std, mean_variance_norm
+from stylecore.train.discriminator import MultiScalePatchGAN
+from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+SANET_CONTENT_LAYERS = ("relu4_1", "relu5_1")
+
+Feats = Mapping[str, torch.Tensor]
+
+# Loss weights by method: the papers' / authors' defaults. The keys are the terms each method's loss
+# function returns that enter the objective (the trainer's config can override every one).
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "adain": {"content": 1.0, "style": 10.0},
+    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0},
+    # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
+    # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
+    # the other weights scaled down); set content/style weights > 0 to get that behaviour.
+    "rast": {
+        "content_transitive": 2.0,
+        "style_transitive": 2.0,
+        "style_diff": 2.0,
+        "content_restoration": 1.0,
+        "style_restoration": 1.0,
+        "identity1": 50.0,
+        "identity2": 1.0,
+        "gan": 5.0,
+        "content": 0.0,
+        "style": 0.0,
+    },
+}
+
+# What each term is, for model cards and help texts.
+TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "adain": {
+        "content": "MSE to the AdaIN target t at relu4_1",
+        "style": "mean/std MSE at relu1_1..relu4_1",
+    },
+    "sanet": {
+        "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
+        "style": "mean/std MSE at relu1_1..relu5_1 (output vs style)",
+        "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
+        "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
+    },
+    "rast": {
+        "content_transitive": "normalised content loss of each path's content restoration to its source",
+        "style_transitive": "mean/std style loss of each path's style restoration to its source",
+        "style_diff": "1 / (style loss of each output to the image whose style it must drop), both paths",
+        "content_restoration": "normalised content loss between the two paths' restorations (cross terms)",
+        "style_restoration": "mean/std style loss between the two paths' restorations (cross terms)",
+        "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
+        "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
+        "gan": "LSGAN generator loss of both outputs against their multi-scale PatchGAN discriminators",
+        "content": "SANet content loss of both outputs (logged; in the objective only if weighted)",
+        "style": "SANet style loss of both outputs (logged; in the objective only if weighted)",
+    },
+}
+
+
+# ---- building blocks ----------------------------------------------------------------------------------
 
 
 def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -18,18 +101,218 @@ def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
 
 
+def style_loss(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> torch.Tensor:
+    """Sum over ``layers`` of :func:`mean_std_loss` (SANet's / RAST's ``calc_style_loss`` summed)."""
+    return _sum(mean_std_loss(a[k], b[k]) for k in layers)
+
+
+def normalised_content_loss(a: Feats, b: Feats) -> torch.Tensor:
+    """SANet's content loss: MSE of mean-variance-normalised features, summed over relu4_1, relu5_1."""
+    return _sum(F.mse_loss(mean_variance_norm(a[k]), mean_variance_norm(b[k])) for k in SANET_CONTENT_LAYERS)
+
+
+def feature_mse(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> torch.Tensor:
+    """Plain MSE of features summed over ``layers`` (SANet's second identity loss)."""
+    return _sum(F.mse_loss(a[k], b[k]) for k in layers)
+
+
+def transfer(transformer: nn.Module, content: Feats, style: Feats) -> torch.Tensor:
+    """The SANet transform of content features with a style's features: the decoder input."""
+    return transformer(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"])
+
+
+def _sum(terms) -> torch.Tensor:
+    total = None
+    for t in terms:
+        total = t if total is None else total + t
+    assert total is not None
+    return total
+
+
+Measure = Callable[[Feats], Feats]
+
+
+def feature_measure(encoder: VGGEncoder, scale_features: bool) -> Measure:
+    """What the losses compare: the raw features, or (``scale_features``) each layer divided by its
+    mean activation (:mod:`stylecore.train.scales`), so that weights set for ``vgg_normalised`` keep
+    their balance on an encoder with larger activations. Networks always get the raw features."""
+    if scale_features:
+        return lambda feats: scaled(encoder, dict(feats))
+    return _same
+
+
+def _same(feats: Feats) -> Feats:
+    return feats
+
+
+# ---- AdaIN -------------------------------------------------------------------------------------------
+
+
 def adain_losses(
-    encoder: VGGEncoder, decoder: torch.nn.Module, content: torch.Tensor, style: torch.Tensor
+    encoder: VGGEncoder,
+    decoder: torch.nn.Module,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    *,
+    scale_features: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Huang & Belongie 2017, eq. 11-13: content MSE to the AdaIN target t at relu4_1, and the style
     mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms."""
+    measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
         style_feats = encoder(style, ADAIN_STYLE_LAYERS)
         c4 = encoder.encode(content, "relu4_1")
         mean, std = mean_std(style_feats["relu4_1"])
         t = adain(c4, mean, std)
     out = decoder(t)
-    out_feats = encoder(out, ADAIN_STYLE_LAYERS)
-    content_loss = F.mse_loss(out_feats["relu4_1"], t)
-    style_loss = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
-    return {"content": content_loss, "style": style_loss}
+    out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
+    style_feats = measure(style_feats)
+    content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
+    style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
+    return {"content": content_term, "style": style_term}
+
+
+# ---- SANet ------------------------------------------------------------------------------------------
+
+
+def identity_losses(
+    encoder: VGGEncoder,
+    transformer: nn.Module,
+    decoder: nn.Module,
+    images: tuple[torch.Tensor, ...],
+    feats: tuple[Feats, ...],
+    measure: Measure = _same,
+) -> dict[str, torch.Tensor]:
+    """SANet eq. 8: each image stylized with itself must come back. ``identity1`` is the pixel MSE,
+    ``identity2`` the feature MSE summed over relu1_1..relu5_1, both summed over the images.
+    ``feats`` are the images' raw features."""
+    pixel, feature = [], []
+    for image, f in zip(images, feats, strict=True):
+        same = decoder(transfer(transformer, f, f))
+        pixel.append(F.mse_loss(same, image))
+        feature.append(feature_mse(measure(encoder(same, STYLE_LAYERS)), measure(f)))
+    return {"identity1": _sum(pixel), "identity2": _sum(feature)}
+
+
+def sanet_losses(
+    encoder: VGGEncoder,
+    transformer: nn.Module,
+    decoder: nn.Module,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    *,
+    scale_features: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
+    of ``decode(T(c, s))``, and the two identity losses. Unweighted terms."""
+    measure = feature_measure(encoder, scale_features)
+    with torch.no_grad():  # the encoder is frozen and the inputs are data: no graph needed here
+        fc = encoder(content, STYLE_LAYERS)
+        fs = encoder(style, STYLE_LAYERS)
+    out = decoder(transfer(transformer, fc, fs))
+    fo = measure(encoder(out, STYLE_LAYERS))
+    return {
+        "content": normalised_content_loss(fo, measure(fc)),
+        "style": style_loss(fo, measure(fs)),
+        **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
+    }
+
+
+# ---- RAST --------------------------------------------------------------------------------------------
+
+
+class RastImages(NamedTuple):
+    """The two stylizations the discriminators judge."""
+
+    stylized: torch.Tensor  # decode(T(c, s)): the content in the style (judged against real styles)
+    reversed: torch.Tensor  # decode(T(s, c)): the style image in the content's style (against contents)
+
+
+def style_difference_loss(output: Feats, source: Feats) -> torch.Tensor:
+    """RAST's L_diff for one output: ``1 / style_loss(output, source)``.
+
+    ``source`` is the image whose style the output must lose (the content photo for ``T(c, s)``).
+    Minimising the reciprocal pushes the style distance up; the loss falls as the distance grows.
+    """
+    return 1.0 / style_loss(output, source)
+
+
+def rast_losses(
+    encoder: VGGEncoder,
+    transformer: nn.Module,
+    decoder: nn.Module,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    *,
+    scale_features: bool = False,
+) -> tuple[dict[str, torch.Tensor], RastImages]:
+    """RAST's generator terms (all but the GAN term, which needs the discriminators) and the two outputs.
+
+    Two paths, as in the authors' code (T is the SANet transform, D the decoder, E the encoder):
+
+    * right: ``o1 = D(T(c, s))``; content restoration ``rc1 = D(T(o1, c))`` (o1 re-stylized with
+      the content as style), style restoration ``rs1 = D(T(s, o1))`` (the style image stylized with
+      o1 as style);
+    * left, the mirror: ``o2 = D(T(s, c))``; ``rc2 = D(T(c, o2))``; ``rs2 = D(T(o2, s))``.
+
+    Terms (both paths summed): content-transitive ``Lc(rc1, c) + Lc(rs2, s)``; style-transitive
+    ``Ls(rs1, s) + Ls(rc2, c)``; style-difference ``1/Ls(o1, c) + 1/Ls(o2, s)``; content restoration
+    ``Lc(rc1, rc2) + Lc(rs1, rs2)`` and style restoration ``Ls(rc1, rc2) + Ls(rs1, rs2)`` (the cross
+    terms between the two paths); the SANet identity losses; and, for logging (weight 0 by
+    default, as in the authors' final code), SANet's content/style losses of both outputs. ``Lc`` is
+    :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`.
+    """
+    measure = feature_measure(encoder, scale_features)
+    with torch.no_grad():
+        fc = encoder(content, STYLE_LAYERS)
+        fs = encoder(style, STYLE_LAYERS)
+    mc, ms = measure(fc), measure(fs)
+
+    def stylize(c: Feats, s: Feats) -> tuple[torch.Tensor, Feats, Feats]:
+        """Decoded T(c, s), its raw features (for the next transform) and its measured features."""
+        image = decoder(transfer(transformer, c, s))
+        feats = encoder(image, STYLE_LAYERS)
+        return image, feats, measure(feats)
+
+    o1, f1, m1 = stylize(fc, fs)
+    _, _, mrc1 = stylize(f1, fc)
+    _, _, mrs1 = stylize(fs, f1)
+    o2, f2, m2 = stylize(fs, fc)
+    _, _, mrc2 = stylize(fc, f2)
+    _, _, mrs2 = stylize(f2, fs)
+
+    terms = {
+        "content_transitive": normalised_content_loss(mrc1, mc) + normalised_content_loss(mrs2, ms),
+        "style_transitive": style_loss(mrs1, ms) + style_loss(mrc2, mc),
+        "style_diff": style_difference_loss(m1, mc) + style_difference_loss(m2, ms),
+        "content_restoration": normalised_content_loss(mrc1, mrc2) + normalised_content_loss(mrs1, mrs2),
+        "style_restoration": style_loss(mrc1, mrc2) + style_loss(mrs1, mrs2),
+        **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
+        "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
+        "style": style_loss(m1, ms) + style_loss(m2, mc),
+    }
+    return terms, RastImages(o1, o2)
+
+
+def rast_discriminator_loss(
+    d_style: MultiScalePatchGAN,
+    d_content: MultiScalePatchGAN,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    images: RastImages,
+) -> torch.Tensor:
+    """LSGAN loss of both discriminators: real styles vs ``T(c, s)`` outputs, real contents vs
+    ``T(s, c)`` outputs (outputs detached: this trains the discriminators only)."""
+    return (
+        d_style.lsgan_loss(style, True)
+        + d_style.lsgan_loss(images.stylized.detach(), False)
+        + d_content.lsgan_loss(content, True)
+        + d_content.lsgan_loss(images.reversed.detach(), False)
+    )
+
+
+def rast_generator_gan_loss(
+    d_style: MultiScalePatchGAN, d_content: MultiScalePatchGAN, images: RastImages
+) -> torch.Tensor:
+    """LSGAN generator loss: both outputs should be judged real by their discriminator."""
+    return d_style.lsgan_loss(images.stylized, True) + d_content.lsgan_loss(images.reversed, True)

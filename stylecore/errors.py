@@ -45,3 +45,12 @@ class UnknownNameError(StyleCoreError, KeyError):
 
 class ParameterError(StyleCoreError, ValueError):
     """A method parameter or control is out of range or not supported by the method."""
+
+
+class MeshError(StyleCoreError):
+    """A mesh (or its MTL/texture) could not be read or written. ``path`` and ``reason`` are kept."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

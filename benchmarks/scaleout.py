@@ -78,7 +78,11 @@ def run_with_workers(tmp: Path, manifest: Path, env: dict, port: int, workers: i
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a worker can take long to shut down; it is done anyway
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
         time.sleep(3)  # let the server mark them offline before the next configuration
 
 

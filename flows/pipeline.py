@@ -39,6 +39,8 @@ from flows.manifest import (
 from flows.meshes import run_mesh_item
 from flows.store import OutputStore
 
+PROGRESS_EVERY_S = 5.0
+
 
 @task(name="stylize-chunk", task_run_name="{chunk_id}")
 def stylize_chunk(
@@ -47,11 +49,14 @@ def stylize_chunk(
     artifact = create_progress_artifact(
         0.0, description=f"{chunk_id}: {len(items)} items of job {job['name']}"
     )
-    step = max(1, len(items) // 20)
+    last = [time.monotonic()]
 
     def progress(n: int, total: int) -> None:
-        if n % step == 0 or n == total:
+        # Every few seconds, not every few items: each update is an API call, and on a small machine
+        # that shares its cores with the server, API traffic is what the flow's overhead is made of.
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S or n == total:
             update_progress_artifact(artifact, 100.0 * n / total)
+            last[0] = time.monotonic()
 
     return run_chunk_items(
         job, items, root=root, run_id=run_id, chunk_id=chunk_id, device=device, on_progress=progress
@@ -63,10 +68,10 @@ def stylize_mesh_item(
     job: dict[str, Any], item: dict[str, Any], root: str, run_id: str, chunk_id: str, device: str
 ) -> dict[str, Any]:
     artifact = create_progress_artifact(0.0, description=f"{chunk_id}: StyleMesh, job {job['name']}")
-    last = [0.0]
+    last = [time.monotonic()]
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        if time.monotonic() - last[0] > 5 or step == total:  # the UI needs no more than this
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S or step == total:
             update_progress_artifact(artifact, 100.0 * step / total)
             last[0] = time.monotonic()
 

@@ -51,7 +51,6 @@ def prefect_env(port: int = DEFAULT_PORT) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
     }
 
 

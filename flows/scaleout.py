@@ -93,16 +93,12 @@ def ensure_zombie_automation(missing_heartbeats: int = 2) -> bool:
 
 def deploy(pool: str = DEFAULT_POOL) -> str:
     """Pool, automation and the manifest deployment; returns the deployment's id."""
-    ensure_pool(pool)
-    ensure_zombie_automation()
-    deployment = stylize_manifest.to_deployment(
-        name=DEPLOYMENT_NAME,
-        work_pool_name=pool,
-        entrypoint_type=_module_entrypoint(),
+    return _apply(
+        DEPLOYMENT_NAME,
+        pool,
         description="Run a stylepipe manifest, or one shard of it (stylize run M.yaml --shards N).",
         tags=["stylepipe"],
     )
-    return str(deployment.apply())
 
 
 def deploy_schedule(
@@ -112,18 +108,25 @@ def deploy_schedule(
     (a nightly mesh job, say); finished outputs are skipped, so each run does only what is new."""
     from prefect.client.schemas.schedules import CronSchedule
 
-    ensure_pool(pool)
-    ensure_zombie_automation()
-    deployment = stylize_manifest.to_deployment(
-        name=name,
-        work_pool_name=pool,
-        entrypoint_type=_module_entrypoint(),
+    return _apply(
+        name,
+        pool,
         parameters={"manifest": str(Path(manifest).resolve())},
         schedule=CronSchedule(cron=cron, timezone=timezone),
         description=f"stylepipe: {Path(manifest).name} on the schedule {cron} ({timezone})",
         tags=["stylepipe", "scheduled"],
     )
-    return str(deployment.apply())
+
+
+def _apply(name: str, pool: str, **kw: Any) -> str:
+    """Pool and automation first (both idempotent), then the deployment of the manifest flow."""
+    ensure_pool(pool)
+    ensure_zombie_automation()
+    return str(
+        stylize_manifest.to_deployment(
+            name=name, work_pool_name=pool, entrypoint_type=_module_entrypoint(), **kw
+        ).apply()
+    )
 
 
 def _module_entrypoint():

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import SUPPORTED_SUFFIXES
 from stylecore.runner import WorkItem, check_readable
+from stylecore.weights import sha256_file
 
 SCHEMA_VERSION = 1
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -609,7 +610,7 @@ def plan_mesh(job: MeshJobSpec, where: str, base: Path, problems: list[str]) -> 
     for mesh, style in pairs:
         key = json.dumps(
             {
-                "mesh_sha256": _file_sha256(mesh),
+                "mesh_sha256": sha256_file(mesh),
                 "mesh": _rel(mesh, base),
                 "style": _rel(style, base),
                 "params": job.params,
@@ -620,11 +621,3 @@ def plan_mesh(job: MeshJobSpec, where: str, base: Path, problems: list[str]) -> 
         folder = f"{mesh.stem}__{style.stem}-{digest}"
         items.append(WorkItem(mesh, (style,), Path(job.name) / folder / f"{mesh.stem}.obj"))
     return items
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

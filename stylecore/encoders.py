@@ -104,7 +104,7 @@ class VGGEncoder(nn.Module):
         self._check_layers(wanted)
         last = max(self.layer_names.index(name) for name in wanted)
         out: dict[str, torch.Tensor] = {}
-        x = self.preprocess(image)
+        x = self.preprocess(image).contiguous(memory_format=torch.channels_last)  # see models.load_module
         pad_mode = "reflect" if self.arch.padding == "reflect" else "constant"
         for name in self.layer_names[: last + 1]:
             if name.startswith("conv"):

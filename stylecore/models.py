@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from stylecore.decoders import VGGDecoder
@@ -38,7 +39,9 @@ def load_module(arch: str, path: str | Path) -> nn.Module:
         hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
     )
     load_strict(module, state, source=str(path))
-    return module.eval().requires_grad_(False)
+    # NHWC: oneDNN's (AMX) and cuDNN's fast convolution kernels want it; bf16 AdaIN and StyleMesh
+    # steps ran 1.5-2x faster on the 2-core CPU (benchmarks/train_speed.py, benchmarks/mesh_time.py).
+    return module.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 def import_weights(catalog, name: str, path: str | Path, role: str | None = None) -> Path:

@@ -29,6 +29,7 @@ from stylecore.mesh import (
 )
 from stylecore.mesh.texture import level_weights, uv_to_grid
 from tests.conftest import SHARED, needs_shared, synthetic_image
+from tests.gltf import write_glb
 
 o3d = pytest.importorskip("open3d")
 
@@ -247,6 +248,39 @@ def test_spot_loads_with_its_counts_and_texture():
     assert (mesh.n_vertices, mesh.n_triangles, len(mesh.uvs)) == (2930, 5856, 3225)
     assert tuple(mesh.texture.shape) == (3, 1024, 1024) and not mesh.unwrapped
     assert np.linalg.norm(mesh.normalized_vertices(), axis=1).max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_glb_with_embedded_texture_loads_like_the_same_obj(tmp_path):
+    """A textured GLB (written to the glTF spec, v down) reads back with the OBJ's UVs and an upright
+    texture: open3d converts the UVs to v up and stores images bottom row first, which load_mesh undoes."""
+    tex = synthetic_image(32, 48, seed=3)
+    quad = quad_mesh(tex)
+    image = (tex.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    path = write_glb(tmp_path / "quad.glb", quad.vertices, quad.triangles, quad.triangle_uvs, image)
+    mesh = load_mesh(path)
+    assert (mesh.n_triangles, mesh.unwrapped) == (quad.n_triangles, False)
+    np.testing.assert_allclose(mesh.vertices[mesh.triangles], quad.vertices[quad.triangles], atol=1e-6)
+    np.testing.assert_allclose(mesh.triangle_uvs, quad.triangle_uvs, atol=1e-6)
+    assert torch.allclose(mesh.texture, (tex * 255).round() / 255, atol=1e-6)
+
+
+def test_corrupt_glb_is_a_mesh_error(tmp_path):
+    path = tmp_path / "broken.glb"
+    path.write_bytes(b"glTF" + b"\x02\x00\x00\x00" + b"\xff" * 40)
+    with pytest.raises(MeshError, match="no triangles could be read") as info:
+        load_mesh(path)
+    assert info.value.path == str(path)
+
+
+@pytest.mark.data
+@needs_shared
+def test_stanford_bunny_ply_gets_an_unwrap():
+    path = SHARED / "meshes" / "stanford_bunny" / "bun_zipper_res3.ply"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this copy of the shared datasets")
+    mesh = load_mesh(path, atlas_size=256)
+    assert mesh.unwrapped and mesh.n_triangles > 1000 and tuple(mesh.texture.shape) == (3, 256, 256)
+    assert mesh.triangle_uvs.min() >= 0.0 and mesh.triangle_uvs.max() <= 1.0
 
 
 # ------------------------------------------------------------------------------------------- optimisation

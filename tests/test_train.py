@@ -107,7 +107,7 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style"} and all(v.item() > 0 for v in terms.values())
+    assert set(terms) == {"content", "style", "structure"} and all(v.item() > 0 for v in terms.values())
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
 
@@ -137,6 +137,17 @@ class CopyTransform(torch.nn.Module):
 
 def two_images() -> tuple[torch.Tensor, torch.Tensor]:
     return synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2).flip(1)[None] * 0.6
+
+
+def test_adain_structure_term_ignores_the_style_statistics_but_not_the_layout():
+    """With pixels as features, t = AdaIN(c, s) is c with each channel's mean/std set to the style's:
+    an identity decoder keeps the structure exactly (0), a mirrored one does not."""
+    c, s = two_images()
+    keep = adain_losses(PixelEncoder(), torch.nn.Identity(), c, s)
+    assert float(keep["structure"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(keep["content"]) == pytest.approx(0.0, abs=1e-8)
+    mirror = adain_losses(PixelEncoder(), lambda t: t.flip(-1), c, s)
+    assert float(mirror["structure"]) > 0.1
 
 
 def test_style_loss_zero_for_same_statistics_positive_otherwise():
@@ -264,7 +275,8 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.model_validate(old)
-    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0} and cfg.scale_features is False
+    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0}
+    assert cfg.scale_features is False
     assert TrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
 
 

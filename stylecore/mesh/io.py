@@ -317,13 +317,16 @@ def _read_with_open3d(path: Path) -> _Parsed:
         raise MeshError(path, "non-finite vertex coordinates")
     parsed = _Parsed(vertices.astype(np.float32), triangles)
     tri_uvs = np.asarray(mesh.triangle_uvs, dtype=np.float32)
-    images = [np.asarray(t) for t in mesh.textures if np.asarray(t).size]
+    # open3d keeps a texture slot per material, empty ones as 0-d arrays; only the used ones count.
+    used = np.unique(np.asarray(mesh.triangle_material_ids)) if len(mesh.triangle_material_ids) else [0]
+    slots = [np.asarray(t) for t in mesh.textures]
+    images = [slots[i] for i in used if 0 <= i < len(slots) and slots[i].ndim >= 2 and slots[i].size]
     if len(tri_uvs) == 3 * len(triangles) and images:
         if len(images) > 1:
             raise MeshError(path, f"uses {len(images)} texture images; only one atlas is supported")
         parsed.uvs = tri_uvs
         parsed.uv_triangles = np.arange(3 * len(triangles), dtype=np.int64).reshape(-1, 3)
-        image = images[0]
+        image = images[0][::-1]  # open3d keeps textures bottom row first (v up); ours are top row first
         image = image if image.ndim == 3 else image[..., None].repeat(3, axis=2)
         scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
         parsed.texture_image = torch.from_numpy(image[..., :3].astype(np.float32) / scale).permute(2, 0, 1)

@@ -74,6 +74,7 @@ class TrainConfig(BaseModel):
     gan_scales: int = Field(3, ge=1, le=4, description="rast: discriminator scales (authors: 3)")
     content_weight: float | None = Field(None, ge=0)
     style_weight: float | None = Field(None, ge=0)
+    structure_weight: float | None = Field(None, ge=0, description="adain: normalised relu2_1+relu3_1 loss")
     identity1_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, pixels")
     identity2_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, features")
     content_transitive_weight: float | None = Field(None, ge=0, description="rast")
@@ -91,6 +92,7 @@ class TrainConfig(BaseModel):
     encoder: str = "vgg16-hed"
     seed: int = 0
     amp: bool = Field(True, description="bf16 autocast for forward passes")
+    channels_last: bool = Field(True, description="NHWC tensors (faster bf16 convolutions); same results")
     init_from: Path | None = Field(
         None,
         description="start from these weights: a catalog name, or a shipped fp16 file (adain: the "
@@ -183,8 +185,12 @@ class Trainer:
             if config.method == "rast":
                 self.models["disc_style"] = MultiScalePatchGAN(scales=config.gan_scales)
                 self.models["disc_content"] = MultiScalePatchGAN(scales=config.gan_scales)
+        # channels_last: oneDNN's bf16 convolutions (AMX on recent CPUs) and cuDNN's tensor-core
+        # kernels want NHWC (benchmarks/train_speed.py measures it).
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.encoder.to(memory_format=self.memory_format)
         for module in self.models.values():
-            module.to(self.device).train()
+            module.to(self.device, memory_format=self.memory_format).train()
         if config.init_from is not None:
             self._init_from(config.init_from)
         generator = [self.models[k] for k in ("decoder", "transformer") if k in self.models]
@@ -278,8 +284,8 @@ class Trainer:
     # ---- training ------------------------------------------------------------------------------
 
     def train_step(self) -> dict[str, float]:
-        content = self.content.next().to(self.device)
-        style = self.style.next().to(self.device)
+        content = self.content.next().to(self.device, memory_format=self.memory_format)
+        style = self.style.next().to(self.device, memory_format=self.memory_format)
         for group in self.opt.param_groups:
             group["lr"] = _lr(self.cfg, self.step)
         method, m = self.cfg.method, self.models

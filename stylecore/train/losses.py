@@ -38,6 +38,7 @@ from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+ADAIN_STRUCTURE_LAYERS = ("relu2_1", "relu3_1")
 SANET_CONTENT_LAYERS = ("relu4_1", "relu5_1")
 
 Feats = Mapping[str, torch.Tensor]
@@ -45,7 +46,8 @@ Feats = Mapping[str, torch.Tensor]
 # Loss weights by method: the papers' / authors' defaults. The keys are the terms each method's loss
 # function returns that enter the objective (the trainer's config can override every one).
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "adain": {"content": 1.0, "style": 10.0},
+    # "structure" is this project's addition (weight 0 = the paper): see adain_losses.
+    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0},
     "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0},
     # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
     # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
@@ -69,6 +71,8 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "adain": {
         "content": "MSE to the AdaIN target t at relu4_1",
         "style": "mean/std MSE at relu1_1..relu4_1",
+        "structure": "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content "
+        "(not in the paper)",
     },
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
@@ -157,19 +161,30 @@ def adain_losses(
     scale_features: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Huang & Belongie 2017, eq. 11-13: content MSE to the AdaIN target t at relu4_1, and the style
-    mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms."""
+    mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms.
+
+    ``structure`` (not in the paper; weight 0 by default) compares the output's mean-variance-normalised
+    relu2_1/relu3_1 features with the content's, as SANet's content loss does at relu4_1/relu5_1. The
+    normalisation removes each channel's mean and std, which the style owns, and keeps where things
+    are. vgg16-hed's relu4_1 was fine-tuned for edges and says little about the surfaces between them,
+    so with the paper's loss alone the decoder is free to paint them away.
+    """
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
         style_feats = encoder(style, ADAIN_STYLE_LAYERS)
-        c4 = encoder.encode(content, "relu4_1")
+        content_feats = encoder(content, (*ADAIN_STRUCTURE_LAYERS, "relu4_1"))
         mean, std = mean_std(style_feats["relu4_1"])
-        t = adain(c4, mean, std)
+        t = adain(content_feats["relu4_1"], mean, std)
     out = decoder(t)
     out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
     style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
-    return {"content": content_term, "style": style_term}
+    structure_term = _sum(
+        F.mse_loss(mean_variance_norm(out_feats[k]), mean_variance_norm(content_feats[k]))
+        for k in ADAIN_STRUCTURE_LAYERS
+    )
+    return {"content": content_term, "style": style_term, "structure": structure_term}
 
 
 # ---- SANet ------------------------------------------------------------------------------------------

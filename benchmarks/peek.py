@@ -1,0 +1,75 @@
+"""A quick look at a training run: stylize a few evaluation pairs with a checkpoint and save a grid.
+
+    .venv/bin/python -m benchmarks.peek runs/adain-vgg16hed.ckpt [--size 256] [--out output/peek.png]
+
+Rows are evaluation contents, columns are evaluation styles (each column headed by its style); the
+checkpoint's decoder (and transformer, for sanet/rast checkpoints) is loaded into the method class.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from benchmarks.quality import split
+from stylecore.decoders import VGGDecoder
+from stylecore.encoders import load_encoder
+from stylecore.imageio import read_image, write_image
+from stylecore.methods import get_method
+from stylecore.methods.adain import decoder_layout_for
+from stylecore.methods.sanet import Transform
+
+
+def load_run(ckpt: Path) -> object:
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    method = state["config"]["method"]
+    enc = load_encoder(state["config"].get("encoder", "vgg16-hed"))
+    modules = {"decoder": VGGDecoder(decoder_layout_for(enc))}
+    modules["decoder"].load_state_dict(state["decoder"])
+    if method != "adain":
+        modules["transformer"] = Transform(enc.channels("relu4_1"))
+        modules["transformer"].load_state_dict(state["transformer"])
+    for m in modules.values():
+        m.eval()
+    print(f"{ckpt}: {method}, step {state['step']}")
+    cls = get_method("sanet" if method == "rast" else method)  # rast runs the SANet networks
+    return cls.from_modules(enc, modules, weights=None, checksums={})
+
+
+def fit(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop to a square and resize, so the grid lines up."""
+    h, w = img.shape[-2:]
+    s = min(h, w)
+    img = img[:, (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    return torch.nn.functional.interpolate(
+        img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ckpt", type=Path)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--contents", type=int, default=3)
+    ap.add_argument("--styles", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=Path("output/peek.png"))
+    args = ap.parse_args()
+    stylizer = load_run(args.ckpt)
+    contents, styles = split()
+    contents = [fit(read_image(p), args.size) for p in contents[: args.contents]]
+    styles = [fit(read_image(p), args.size) for p in styles[: args.styles]]
+    blank = torch.ones(3, args.size, args.size)
+    rows = [torch.cat([blank, *styles], -1)]
+    with torch.no_grad():
+        for c in contents:
+            outs = [stylizer.stylize(c, stylizer.encode_style(s)).clamp(0, 1)[0] for s in styles]
+            rows.append(torch.cat([c, *[o[:, : args.size, : args.size] for o in outs]], -1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_image(torch.cat(rows, -2), args.out)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
 from stylecore.methods.adain import decoder_layout_for
 from stylecore.methods.sanet import Transform
+from stylecore.ops import adain, mean_std
 
 
 def load_run(ckpt: Path) -> object:
@@ -36,6 +37,17 @@ def load_run(ckpt: Path) -> object:
     print(f"{ckpt}: {method}, step {state['step']}")
     cls = get_method("sanet" if method == "rast" else method)  # rast runs the SANet networks
     return cls.from_modules(enc, modules, weights=None, checksums={})
+
+
+def dead_channels(decoder: torch.nn.Module, t: torch.Tensor) -> list[float]:
+    """Per ReLU of the decoder: the fraction of channels that are zero for every input in ``t``.
+    A healthy decoder has few; a training run whose first steps were too large can kill most."""
+    out, x = [], t
+    for module in decoder:
+        x = module(x)
+        if isinstance(module, torch.nn.ReLU):
+            out.append(round(float((x.amax(dim=(0, 2, 3)) == 0).float().mean()), 2))
+    return out
 
 
 def fit(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -66,6 +78,11 @@ def main() -> None:
         for c in contents:
             outs = [stylizer.stylize(c, stylizer.encode_style(s)).clamp(0, 1)[0] for s in styles]
             rows.append(torch.cat([c, *[o[:, : args.size, : args.size] for o in outs]], -1))
+        if stylizer.name == "adain":  # the decoder's input for every pair shown
+            c4 = stylizer.encoder.encode(torch.stack(contents), "relu4_1")
+            s4 = stylizer.encoder.encode(torch.stack(styles), "relu4_1")
+            t = torch.cat([adain(c4, *mean_std(s4[i : i + 1])) for i in range(len(styles))])
+            print("dead ReLU channels per decoder layer:", dead_channels(stylizer.decoder, t))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_image(torch.cat(rows, -2), args.out)
     print(args.out)

@@ -346,6 +346,7 @@ class Trainer:
 
     def run(self, on_log: Callable[[dict[str, float]], None] | None = None) -> Path:
         log_path = self.out.with_suffix(".csv")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         columns = log_columns(self.cfg.method)
         new_log = not log_path.is_file() or self.step == 0
         with open(log_path, "w" if new_log else "a", newline="") as fh:

@@ -59,9 +59,10 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
     full = Trainer(config(folders, 4), tmp_path / "full.ckpt", device="cpu", encoder=random_encoder)
     full.run()
 
-    part = Trainer(config(folders, 2), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder)
+    out = tmp_path / "runs" / "part.ckpt"  # a folder that does not exist yet
+    part = Trainer(config(folders, 2), out, device="cpu", encoder=random_encoder)
     part.run()  # "killed" after its checkpoint at step 2
-    resumed = Trainer(config(folders, 4), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder)
+    resumed = Trainer(config(folders, 4), out, device="cpu", encoder=random_encoder)
     assert resumed.resume() and resumed.step == 2
     resumed.run()
 
@@ -69,7 +70,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
         full.decoder.state_dict().items(), resumed.decoder.state_dict().items(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
-    log = (tmp_path / "part.csv").read_text().splitlines()
+    log = out.with_suffix(".csv").read_text().splitlines()
     assert log[0].startswith("step,") and [row.split(",")[0] for row in log[1:]] == ["1", "2", "3", "4"]
 
 

@@ -104,7 +104,9 @@ class VGGEncoder(nn.Module):
         self._check_layers(wanted)
         last = max(self.layer_names.index(name) for name in wanted)
         out: dict[str, torch.Tensor] = {}
-        x = self.preprocess(image).contiguous(memory_format=torch.channels_last)  # see models.load_module
+        x = self.preprocess(image)
+        if self.conv1_1.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights (models.load_module)
         pad_mode = "reflect" if self.arch.padding == "reflect" else "constant"
         for name in self.layer_names[: last + 1]:
             if name.startswith("conv"):

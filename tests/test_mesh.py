@@ -40,6 +40,13 @@ A = np.array([[0.3, 0.1], [0.05, 0.4]])
 B = np.array([0.5, 0.45])
 
 
+def shared_mesh(relative: str) -> Path:
+    path = SHARED / "meshes" / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this copy of the shared datasets")
+    return path
+
+
 def quad_uv(xy: np.ndarray) -> np.ndarray:
     return xy @ A.T + B
 
@@ -241,10 +248,7 @@ def test_missing_mesh_and_missing_texture_are_named(tmp_path):
 @pytest.mark.data
 @needs_shared
 def test_spot_loads_with_its_counts_and_texture():
-    path = SHARED / "meshes" / "spot_textured" / "cow.obj"
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this copy of the shared datasets")
-    mesh = load_mesh(path)
+    mesh = load_mesh(shared_mesh("spot_textured/cow.obj"))
     assert (mesh.n_vertices, mesh.n_triangles, len(mesh.uvs)) == (2930, 5856, 3225)
     assert tuple(mesh.texture.shape) == (3, 1024, 1024) and not mesh.unwrapped
     assert np.linalg.norm(mesh.normalized_vertices(), axis=1).max() == pytest.approx(1.0, abs=1e-5)
@@ -275,10 +279,7 @@ def test_corrupt_glb_is_a_mesh_error(tmp_path):
 @pytest.mark.data
 @needs_shared
 def test_stanford_bunny_ply_gets_an_unwrap():
-    path = SHARED / "meshes" / "stanford_bunny" / "bun_zipper_res3.ply"
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this copy of the shared datasets")
-    mesh = load_mesh(path, atlas_size=256)
+    mesh = load_mesh(shared_mesh("stanford_bunny/bun_zipper_res3.ply"), atlas_size=256)
     assert mesh.unwrapped and mesh.n_triangles > 1000 and tuple(mesh.texture.shape) == (3, 256, 256)
     assert mesh.triangle_uvs.min() >= 0.0 and mesh.triangle_uvs.max() <= 1.0
 

@@ -21,6 +21,7 @@ from PIL import Image
 from flows.manifest import load_manifest, plan
 from stylecore.imageio import write_image
 from tests.conftest import needs_hed, synthetic_image
+from tests.manifest_files import write_gatys_manifest
 from tests.prefect_server import STYLIZE, stylize
 
 pytestmark = [pytest.mark.slow, needs_hed]
@@ -34,27 +35,9 @@ def make_tree(root: Path, contents: int, styles: int) -> None:
 
 
 def manifest(root: Path, steps: int = 1, chunk: int = 100, contents: str = "photos/*.jpg") -> Path:
-    data = {
-        "schema_version": 1,
-        "output": "out",
-        "chunk_size": chunk,
-        "device": "cpu",
-        "jobs": [
-            {
-                "kind": "image",
-                "name": "art",
-                "method": "gatys",
-                "contents": [contents],
-                "styles": ["styles/*.png"],
-                "size": 48,
-                "format": "png",
-                "params": {"optimizer": "adam", "steps": steps},
-            }
-        ],
-    }
-    path = root / "m.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_gatys_manifest(
+        root, contents=contents, styles="styles/*.png", steps=steps, chunk=chunk, device="cpu"
+    )
 
 
 def flow_runs(server) -> list[dict]:

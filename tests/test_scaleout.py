@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from flows.manifest import load_manifest, plan
 from flows.pipeline import shard_of
 from flows.store import OutputStore
 from stylecore.imageio import write_image
 from tests.conftest import needs_hed, synthetic_image
+from tests.manifest_files import write_gatys_manifest
 from tests.prefect_server import STYLIZE, stylize
 
 pytestmark = [pytest.mark.slow, needs_hed]
@@ -29,26 +29,7 @@ def sharded_manifest(root: Path, contents: int = 16, steps: int = 40) -> Path:
     for i in range(contents):
         write_image(synthetic_image(48, 48, seed=i), root / "photos" / f"p{i:02d}.png")
     write_image(synthetic_image(48, 48, seed=99).flip(0), root / "style.png")
-    data = {
-        "schema_version": 1,
-        "output": "out",
-        "chunk_size": 2,
-        "jobs": [
-            {
-                "kind": "image",
-                "name": "art",
-                "method": "gatys",
-                "contents": ["photos/*.png"],
-                "styles": ["style.png"],
-                "size": 48,
-                "format": "png",
-                "params": {"optimizer": "adam", "steps": steps},
-            }
-        ],
-    }
-    path = root / "m.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_gatys_manifest(root, contents="photos/*.png", styles="style.png", steps=steps, chunk=2)
 
 
 def descendants(pid: int) -> list[int]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.mesh_time [--iterations 500] [--texture-size 1024] [--render-size 256]
         [--mesh ../shared/datasets/meshes/plain/suzanne.obj] [--style manifests/styles/starry_night.jpg]
-        [--devices cpu cuda] [--precision fp32|bf16] [--out output/bench_mesh]
+        [--devices cpu cuda] [--precision fp32 [bf16]] [--out output/bench_mesh]
 
 Default mesh: Spot (the textured cow of the shared datasets). A mesh without UVs is unwrapped with
 xatlas first (timed separately). Prints seconds, s/iteration, and peak memory (CPU: the process's peak
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="default: MeshStyleConfig's")
     ap.add_argument("--style-weight", type=float, default=None, help="default: MeshStyleConfig's")
     ap.add_argument("--tag", default="", help="added to the output names")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
     ap.add_argument("--devices", nargs="+", default=["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
     ap.add_argument("--out", type=Path, default=Path("output/bench_mesh"))
     args = ap.parse_args()
@@ -56,13 +56,14 @@ def main() -> None:
         f"style {args.style.name}"
     )
     extra = {k: v for k, v in (("lr", args.lr), ("style_weight", args.style_weight)) if v is not None}
-    for device in args.devices:
+    seconds: dict[tuple[str, str], float] = {}
+    for device, precision in [(d, p) for d in args.devices for p in args.precision]:
         cfg = MeshStyleConfig(
             texture_size=args.texture_size,
             render_size=args.render_size,
             iterations=args.iterations,
             views_per_step=args.views_per_step,
-            precision=args.precision,
+            precision=precision,
             device=device,
             **extra,
         )
@@ -91,13 +92,15 @@ def main() -> None:
         else:
             memory = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
         print(
-            f"{device} {args.precision}: {cfg.iterations} iterations x {cfg.views_per_step} views at "
+            f"{device} {precision}: {cfg.iterations} iterations x {cfg.views_per_step} views at "
             f"{cfg.render_size} px, texture {cfg.texture_size}, {result.n_views} views, "
             f"lr {cfg.lr}, style weight {cfg.style_weight:g}: "
             f"{result.seconds:.1f} s, {result.seconds / cfg.iterations:.2f} s/iter, {memory}",
             flush=True,
         )
-        stem = f"{name}_{device.replace(':', '')}_{cfg.iterations}{args.tag}"
+        seconds[device, precision] = result.seconds
+        suffix = f"_{precision}" if len(args.precision) > 1 else ""
+        stem = f"{name}_{device.replace(':', '')}_{cfg.iterations}{args.tag}{suffix}"
         out = args.out
         write_image(result.texture, out / f"{stem}_texture.png")
         write_obj(mesh, result.texture, out / f"{stem}_obj", name)
@@ -106,6 +109,11 @@ def main() -> None:
             before_after(mesh, result.texture, style=style, n=4, size=256), out / f"{stem}_before_after.png"
         )
         print(f"  wrote {out}/{stem}_*.png and {stem}_obj/", flush=True)
+    for device in args.devices:
+        if len(args.precision) > 1:
+            base = seconds[device, args.precision[0]]
+            ratios = ", ".join(f"{p} {base / seconds[device, p]:.2f}x" for p in args.precision[1:])
+            print(f"{device}: speed vs {args.precision[0]}, same process one after the other: {ratios}")
 
 
 if __name__ == "__main__":

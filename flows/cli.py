@@ -514,12 +514,17 @@ def weights_export(
     checkpoint: Annotated[Path, typer.Argument(help="a checkpoint written by stylize train")],
     name: Annotated[str, typer.Option(help="catalog name, e.g. adain-vgg16hed")],
     note: Annotated[str | None, typer.Option(help="a status line for the model card")] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(help="a JSON object of measured figures for the card, e.g. output/quality/adain.json"),
+    ] = None,
 ) -> None:
     """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""
-    from stylecore.train.export import export_checkpoint
+    from stylecore.train.export import export_checkpoint, read_metrics
 
     try:
-        entry = export_checkpoint(checkpoint, name, note=note)
+        measured = read_metrics(metrics) if metrics is not None else None
+        entry = export_checkpoint(checkpoint, name, note=note, metrics=measured)
     except StyleCoreError as exc:
         raise fail(str(exc)) from None
     for f in entry["files"]:

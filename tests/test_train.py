@@ -14,7 +14,7 @@ from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.train.discriminator import MultiScalePatchGAN
-from stylecore.train.export import export_checkpoint
+from stylecore.train.export import export_checkpoint, read_metrics
 from stylecore.train.loop import TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
@@ -82,10 +82,16 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     (root / "catalog.json").write_text(
         (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
     )
-    export_checkpoint(ckpt, "adain-test", root=root)
+    quality = tmp_path / "adain.json"  # as benchmarks/quality.py writes it
+    quality.write_text('{"method": "adain", "f_c": 101.23456, "f_s": 55.5, "settings": {"size": 512}}')
+    export_checkpoint(ckpt, "adain-test", root=root, metrics=read_metrics(quality))
     catalog = load_catalog(root)
     assert catalog.is_installed("adain-test")
-    assert "steps | 1" in (root / "adain-test.md").read_text()
+    card = (root / "adain-test.md").read_text()
+    assert "steps | 1" in card and "| f_c | 101.2346 |" in card and "| settings.size | 512 |" in card
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="must be a JSON object"):
+        read_metrics(tmp_path / "bad.json")
     # the encoder entry is not in this test catalog, so load the decoder through the module layer
     from stylecore.models import load_module
 

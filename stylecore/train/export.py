@@ -8,6 +8,7 @@ only needed for training and stay in the checkpoint.
 
 from __future__ import annotations
 
+import json
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,25 @@ def export_checkpoint(
     _atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
     upsert_entry(entry, root)
     return entry
+
+
+def read_metrics(path: Path | str) -> dict[str, Any]:
+    """The scalar figures of a JSON object (e.g. a ``benchmarks/quality.py`` result) for a model card;
+    nested settings are flattened one level (``settings.size``)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot read measured figures ({exc})") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: measured figures must be a JSON object, not {type(data).__name__}")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, str | int | float)})
+        elif isinstance(value, str | int | float) and value is not None:
+            flat[key] = round(value, 4) if isinstance(value, float) else value
+    return flat
 
 
 def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list[dict[str, Any]]) -> str:

@@ -299,6 +299,7 @@ class PlannedJob:
     spec: AnyJob
     items: tuple[WorkItem, ...]
     labels: tuple[dict[str, Any], ...] = ()  # augment jobs: one labels-file row per item
+    settings: dict[str, Any] | None = None  # augment jobs: what the folder's augment.json records
 
 
 @dataclass(frozen=True)
@@ -419,8 +420,8 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
                     f"(stylize weights list; or use method: gatys, which needs none)"
                 )
         if isinstance(job, AugmentJobSpec):
-            items, labels = plan_augment(job, where, base, root, problems)
-            planned.append(PlannedJob(i, job, tuple(items), tuple(labels)))
+            items, labels, settings = plan_augment(job, where, base, root, problems)
+            planned.append(PlannedJob(i, job, tuple(items), tuple(labels), settings))
             continue
         if isinstance(job, PhotorealJobSpec) and job.masks is not None:
             for side in ("content", "style"):
@@ -515,8 +516,9 @@ def augment_settings(job: AugmentJobSpec, base: Path, styles: list[Path]) -> dic
 
 def plan_augment(
     job: AugmentJobSpec, where: str, base: Path, root: str, problems: list[str]
-) -> tuple[list[WorkItem], list[dict[str, Any]]]:
-    """Items ``<job>/<relative path stem>__st<k>.<format>`` for the chosen images, and their label rows."""
+) -> tuple[list[WorkItem], list[dict[str, Any]], dict[str, Any] | None]:
+    """Items ``<job>/<relative path stem>__st<k>.<format>`` for the chosen images, their label rows,
+    and the settings the job folder records (checked here against what it already holds)."""
     from collections import defaultdict
 
     from flows.store import OutputStore
@@ -529,12 +531,12 @@ def plan_augment(
     if "alpha" in job.params:
         problems.append(f"{where}.params.alpha: set alpha on the job itself (a number or a [lo, hi] range)")
     if not images or not styles:
-        return [], []
+        return [], [], None
     store = OutputStore(root)
     settings_file = f"{job.name}/{AUGMENT_SETTINGS}"
+    now = augment_settings(job, base, styles)
     if store.exists(settings_file):
         before = json.loads(store.read_bytes(settings_file))
-        now = augment_settings(job, base, styles)
         changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
         if changed:
             problems.append(
@@ -573,7 +575,7 @@ def plan_augment(
                     "copy": k,
                 }
             )
-    return items, labels
+    return items, labels, now
 
 
 # ---- mesh jobs -----------------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ from flows.manifest import (
     AugmentJobSpec,
     MeshJobSpec,
     Plan,
-    augment_settings,
-    expand,
     job_params,
     load_manifest,
     plan,
@@ -218,11 +216,8 @@ def stylize_manifest(
     )
     store.write_bytes(f"_runs/{run_id}/manifest.yaml", path.read_bytes())
     for job in p.jobs:
-        if isinstance(job.spec, AugmentJobSpec):  # before any copy exists: the folder's settings
-            styles = expand(job.spec.styles, path.parent, "", [])
-            store.write_json(
-                f"{job.spec.name}/{AUGMENT_SETTINGS}", augment_settings(job.spec, path.parent, styles)
-            )
+        if job.settings is not None:  # augment jobs, before any copy exists: the folder's settings
+            store.write_json(f"{job.spec.name}/{AUGMENT_SETTINGS}", job.settings)
 
     futures = [
         stylize_mesh_item.submit(job, items[0], p.output_root, run_id, cid, dev)

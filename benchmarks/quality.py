@@ -7,8 +7,10 @@ The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/d
 ``stylize train`` never sees). For each method: mean f_c(output, content) and f_s(output, style) over
 the same pairs at ``--size`` px (longest side), with the vgg16-hed encoder; plus the reference rows
 f_s(content, style) (how far the untouched photo is from the style) and f_c(style, content). Results
-per method are kept in ``<out>/<method>.json`` (a method already measured with the same settings is
-not run again, so the slow Gatys rows can be produced once, in the background); ``<out>/report.md`` is
+per method go to ``<out>/<method>.json``, and per pair to ``<out>/<method>/<content>__<style>.json``:
+a pair already measured with the same weights (name and sha256), size and parameters is not run again
+(``--force`` runs it), so the slow Gatys rows are produced once, in the background, across
+interrupted runs; ``<out>/report.md`` is
 the table, ``<out>/grid.png`` the picture (rows: contents; columns: style, then each method).
 
 Targets (issue 5): for each trained method f_s(output, style) <= 0.5 x f_s(content, style) and
@@ -51,13 +53,23 @@ def crop_to(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     )[0]
 
 
-def run_method(method: str, weights: str | None, pairs, size: int, gatys_steps: int, out: Path) -> dict:
+def run_method(
+    method: str, weights: str | None, pairs, size: int, gatys_steps: int, out: Path, force: bool = False
+) -> dict:
     params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
     stylizer = get_method(method).load(weights, device="auto")
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
     f_c, f_s, seconds = [], [], []
     codes: dict[Path, object] = {}
+    key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
+        stem = f"{content_path.stem}__{style_path.stem}"
+        cached = out / method / f"{stem}.json"  # one file per pair: a slow method resumes where it was
+        if not force and cached.is_file() and (row := json.loads(cached.read_text())).get("key") == key:
+            f_c.append(row["f_c"])
+            f_s.append(row["f_s"])
+            seconds.append(row["seconds"])
+            continue
         content = read_image(content_path, max_side=size)
         style = read_image(style_path, max_side=size)
         if style_path not in codes:
@@ -65,10 +77,13 @@ def run_method(method: str, weights: str | None, pairs, size: int, gatys_steps: 
         t0 = time.perf_counter()
         image = stylizer.stylize(content, codes[style_path], params=params)[0].cpu()
         seconds.append(time.perf_counter() - t0)
-        write_image(image, out / method / f"{content_path.stem}__{style_path.stem}.png")
+        write_image(image, out / method / f"{stem}.png")
         fc, fs = metrics.scores(image[None], content[None], style[None])
         f_c.append(float(fc[0]))
         f_s.append(float(fs[0]))
+        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1]}
+        cached.write_text(json.dumps(row) + "\n")
+        print(f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} {seconds[-1]:.1f} s", flush=True)
     return {
         "method": method,
         "weights": stylizer.weights_name,
@@ -129,7 +144,7 @@ def main() -> None:
     ap.add_argument("--gatys-steps", type=int, default=200)
     ap.add_argument("--grid", type=int, default=4, help="contents and styles shown in the grid")
     ap.add_argument("--out", type=Path, default=ROOT / "output" / "quality")
-    ap.add_argument("--force", action="store_true", help="measure again even when a result exists")
+    ap.add_argument("--force", action="store_true", help="measure pairs again even when cached")
     args = ap.parse_args()
     torch.set_grad_enabled(True)
     contents, styles = split()
@@ -143,13 +158,10 @@ def main() -> None:
         settings = {"size": args.size, "pairs": len(pairs), "weights": weights.get(method)}
         if method == "gatys":
             settings["gatys_steps"] = args.gatys_steps
-        if path.is_file() and not args.force:
-            cached = json.loads(path.read_text())
-            if cached.get("settings") == settings:
-                results[method] = cached
-                continue
         try:
-            result = run_method(method, weights.get(method), pairs, args.size, args.gatys_steps, args.out)
+            result = run_method(
+                method, weights.get(method), pairs, args.size, args.gatys_steps, args.out, args.force
+            )
         except StyleCoreError as exc:
             print(f"{method}: not measured ({exc})")
             continue

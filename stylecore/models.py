@@ -39,8 +39,8 @@ def load_module(arch: str, path: str | Path) -> nn.Module:
         hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
     )
     load_strict(module, state, source=str(path))
-    # NHWC: oneDNN's (AMX) and cuDNN's fast convolution kernels want it; bf16 AdaIN and StyleMesh
-    # steps ran 1.5-2x faster on the 2-core CPU (benchmarks/train_speed.py, benchmarks/mesh_time.py).
+    # NHWC: oneDNN's (AMX) and cuDNN's fast convolution kernels want it. On the 2-core CPU, bf16 steps
+    # ran 1.26x (AdaIN training, benchmarks/train_speed.py) and 1.5x (StyleMesh) faster than NCHW.
     return module.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 

@@ -124,7 +124,7 @@ def read_metrics(path: Path | str) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, str | int | float)})
-        elif isinstance(value, str | int | float) and value is not None:
+        elif isinstance(value, str | int | float):
             flat[key] = round(value, 4) if isinstance(value, float) else value
     return flat
 

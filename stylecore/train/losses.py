@@ -110,9 +110,12 @@ def style_loss(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> to
     return _sum(mean_std_loss(a[k], b[k]) for k in layers)
 
 
-def normalised_content_loss(a: Feats, b: Feats) -> torch.Tensor:
-    """SANet's content loss: MSE of mean-variance-normalised features, summed over relu4_1, relu5_1."""
-    return _sum(F.mse_loss(mean_variance_norm(a[k]), mean_variance_norm(b[k])) for k in SANET_CONTENT_LAYERS)
+def normalised_content_loss(
+    a: Feats, b: Feats, layers: tuple[str, ...] = SANET_CONTENT_LAYERS
+) -> torch.Tensor:
+    """SANet's content loss: MSE of mean-variance-normalised features, summed over ``layers``
+    (SANet: relu4_1, relu5_1; AdaIN's structure term: relu2_1, relu3_1)."""
+    return _sum(F.mse_loss(mean_variance_norm(a[k]), mean_variance_norm(b[k])) for k in layers)
 
 
 def feature_mse(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> torch.Tensor:
@@ -180,10 +183,7 @@ def adain_losses(
     style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
-    structure_term = _sum(
-        F.mse_loss(mean_variance_norm(out_feats[k]), mean_variance_norm(content_feats[k]))
-        for k in ADAIN_STRUCTURE_LAYERS
-    )
+    structure_term = normalised_content_loss(out_feats, content_feats, ADAIN_STRUCTURE_LAYERS)
     return {"content": content_term, "style": style_term, "structure": structure_term}
 
 

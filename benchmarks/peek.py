@@ -24,14 +24,19 @@ from stylecore.ops import adain, mean_std
 
 
 def load_run(ckpt: Path) -> object:
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if ckpt.suffix == ".safetensors":  # a snapshot from benchmarks/device_train.py
+        from benchmarks.device_train import read_snapshot
+
+        state = read_snapshot(ckpt)
+    else:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
     method = state["config"]["method"]
     enc = load_encoder(state["config"].get("encoder", "vgg16-hed"))
     modules = {"decoder": VGGDecoder(decoder_layout_for(enc))}
-    modules["decoder"].load_state_dict(state["decoder"])
+    modules["decoder"].load_state_dict({k: v.float() for k, v in state["decoder"].items()})
     if method != "adain":
         modules["transformer"] = Transform(enc.channels("relu4_1"))
-        modules["transformer"].load_state_dict(state["transformer"])
+        modules["transformer"].load_state_dict({k: v.float() for k, v in state["transformer"].items()})
     for m in modules.values():
         m.eval()
     print(f"{ckpt}: {method}, step {state['step']}")

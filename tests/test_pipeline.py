@@ -196,7 +196,7 @@ def test_augment_job_mirrors_an_image_folder(server, tmp_path):
 
     image_folder(tmp_path)
     style_pool(tmp_path)
-    path = augment_manifest(tmp_path, method="adain", weights="adain-vgg16hed-wip", batch=4)
+    path = augment_manifest(tmp_path, method="adain", batch=4)  # the default, adain-vgg16hed
     res = stylize(server, "run", path)
     assert res.returncode == 0, res.stdout + res.stderr
     job = tmp_path / "out" / "aug"

@@ -426,3 +426,18 @@ def test_cli_train_reports_bad_settings_before_loading_anything(folders, tmp_pat
     result = runner.invoke(app, [*base, "--set", "lr=1"])
     assert result.exit_code == 2 and "own options" in result.output
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_run_stops_at_its_time_budget_and_calls_on_save(folders, tmp_path, random_encoder, one_thread):
+    trainer = Trainer(config(folders, 100), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
+    saved: list[Path] = []
+    path = trainer.run(max_seconds=0, on_save=saved.append)
+    assert trainer.step == 0 and saved == [path] and path.is_file()
+
+
+def test_on_save_follows_every_checkpoint(folders, tmp_path, random_encoder, one_thread):
+    cfg = config(folders, 2, checkpoint_every_s=1e-9)  # a checkpoint after every step, then the final one
+    trainer = Trainer(cfg, tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
+    steps: list[int] = []
+    trainer.run(on_save=lambda _: steps.append(trainer.step))
+    assert steps == [1, 2, 2]

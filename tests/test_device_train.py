@@ -1,0 +1,73 @@
+"""benchmarks/device_train: pack (data + fp16 trunk), train for a time budget, export a snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import device_train
+from stylecore.imageio import write_image
+from stylecore.methods import get_method
+from stylecore.weights import load_catalog
+from tests.conftest import synthetic_image
+
+
+@pytest.fixture()
+def packed(tmp_path, random_encoder) -> Path:
+    datasets = tmp_path / "datasets"
+    for i in range(4):
+        write_image(synthetic_image(60, 80, seed=i), datasets / "content" / f"c{i:05d}.jpg")
+        write_image(synthetic_image(64, 48, seed=10 + i), datasets / "style" / f"s{i:05d}.png")
+    write_image(synthetic_image(60, 80, seed=9), datasets / "content" / "c00013.jpg")  # evaluation split
+    out = tmp_path / "pack"
+    device_train.pack(out, side=48, quality=90, datasets=datasets, encoder=random_encoder)
+    return out
+
+
+def test_pack_leaves_out_the_evaluation_split_and_scales_the_short_side(packed):
+    contents = sorted(p.name for p in (packed / "content").iterdir())
+    assert contents == [f"c{i:05d}.webp" for i in range(4)]  # c00013 is held out
+    assert len(list((packed / "style").iterdir())) == 4
+    with Image.open(packed / "content" / "c00000.webp") as img:
+        assert min(img.size) == 48 and img.size == (64, 48)
+
+
+def test_packed_encoder_matches_the_full_one_up_to_relu5_1(packed, random_encoder):
+    encoder = device_train.packed_encoder(packed / device_train.ENCODER_FILE)
+    assert encoder.conv5_2.weight.abs().sum() == 0  # not packed: no loss reads past relu5_1
+    x = synthetic_image(64, 64)[None]
+    layers = ("relu1_1", "relu3_1", "relu5_1")
+    full, packed_out = random_encoder(x, layers), encoder(x, layers)
+    for layer in layers:
+        rel = (full[layer] - packed_out[layer]).norm() / full[layer].norm()
+        assert rel < 2e-3, layer  # fp16 rounding of the weights only
+
+
+def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, random_encoder, monkeypatch):
+    snaps = tmp_path / "snaps"
+    device_train.main(
+        ["train", "adain", "--data", str(packed), "--out-dir", str(snaps), "--seconds", "120",
+         "--steps", "2", "--size", "32", "--batch", "2", "--device", "cpu", "--log-every", "1"]
+    )  # fmt: skip
+    assert sorted(p.name for p in snaps.iterdir()) == ["adain.csv", "adain.safetensors"]
+    snapshot = device_train.read_snapshot(snaps / "adain.safetensors")
+    assert snapshot["step"] == 2 and snapshot["config"]["size"] == 32 and snapshot["hardware"] == "cpu"
+    assert snapshot["decoder"][next(iter(snapshot["decoder"]))].dtype == torch.float16
+
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
+    device_train.main(
+        ["export", str(snaps / "adain.safetensors"), "--name", "adain-vgg16hed", "--root", str(root)]
+    )
+    card = (root / "adain-vgg16hed.md").read_text()
+    assert "2 steps" in card and "32 px random crops" in card
+    monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
+    stylizer = get_method("adain").load(catalog=load_catalog(root), device="cpu")
+    for k, v in snapshot["decoder"].items():
+        torch.testing.assert_close(stylizer.decoder.state_dict()[k], v.float(), msg=k)

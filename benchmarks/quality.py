@@ -136,7 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", nargs="+", default=["gatys", "adain", "sanet", "rast"])
     ap.add_argument(
-        "--weights", nargs="*", default=[], help="METHOD=NAME overrides (e.g. rast=rast-vgg16hed-wip)"
+        "--weights", nargs="*", default=[], help="METHOD=NAME overrides (e.g. adain=adain-vgg19-upstream)"
     )
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--contents", type=int, default=8)

@@ -126,7 +126,7 @@ def test_a_bad_style_file_is_a_validation_problem(tree):
 
 
 def test_method_without_weights_is_reported(tree):
-    # rast ships no default weights yet (rast-vgg16hed-wip is opt-in); adain and sanet do
+    # rast ships no weights yet; adain and sanet do
     found = problems_of(write_manifest(tree, {"schema_version": 1, "jobs": [job(method="rast")]}))
     assert any(p.startswith("jobs[0].method: rast needs weights") for p in found)
 

@@ -426,6 +426,9 @@ def train(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     checkpoint_minutes: Annotated[float, typer.Option(help="minutes between checkpoints")] = 5.0,
+    minutes: Annotated[
+        float | None, typer.Option(help="stop after this much wall time (checkpoint saved); --resume goes on")
+    ] = None,
     seed: Annotated[int, typer.Option(help="data-order seed")] = 0,
     overrides: Annotated[
         list[str] | None,
@@ -502,11 +505,11 @@ def train(
         )
 
     try:
-        path = trainer.run(on_log=show)
+        path = trainer.run(on_log=show, max_seconds=None if minutes is None else minutes * 60)
     except KeyboardInterrupt:
         trainer.save()
         raise fail(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume") from None
-    console.print(f"done: {path}")
+    console.print(f"{'done' if trainer.step >= steps else f'stopped at step {trainer.step}'}: {path}")
 
 
 @weights_app.command("export")

@@ -441,3 +441,16 @@ def test_on_save_follows_every_checkpoint(folders, tmp_path, random_encoder, one
     steps: list[int] = []
     trainer.run(on_save=lambda _: steps.append(trainer.step))
     assert steps == [1, 2, 2]
+
+
+def test_cli_train_minutes_stops_with_a_checkpoint(folders, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = tmp_path / "x.ckpt"
+    args = ["train", "adain", "--content", str(folders[0]), "--style", str(folders[1]), "--steps", "50"]
+    args += ["--size", "32", "--out", str(out), "--device", "cpu", "--minutes", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 0" in result.output and out.is_file()

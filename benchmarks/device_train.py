@@ -101,10 +101,9 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def train(args: argparse.Namespace) -> None:
-    extra = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        extra[key] = value == "true" if value in ("true", "false") else float(value)
+    from flows.cli import parse_params  # the same KEY=VALUE parsing as `stylize train --set`
+
+    extra = parse_params(args.set or [])
     cfg = TrainConfig(
         method=args.method,
         content_dirs=[args.data / "content"],
@@ -121,13 +120,17 @@ def train(args: argparse.Namespace) -> None:
         log_every=args.log_every,
         **extra,
     )
-    device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
-    work = Path(tempfile.mkdtemp(prefix=f"train-{args.method}-"))
+    with tempfile.TemporaryDirectory(prefix=f"train-{args.method}-") as work:
+        _train(args, cfg, Path(work) / f"{args.method}.ckpt")
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
+    device = torch.device(args.device)
     t0 = time.monotonic()
     trainer = Trainer(
         cfg,
-        work / f"{args.method}.ckpt",
+        ckpt_path,
         device=args.device,
         encoder=packed_encoder(args.data / ENCODER_FILE),
     )

@@ -33,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from stylecore.encoders import VGGEncoder, load_encoder
-from stylecore.train.export import METHOD_ROLES, export_checkpoint
+from stylecore.train.export import METHOD_ROLES, export_checkpoint, read_metrics
 from stylecore.train.loop import TrainConfig, Trainer
 from stylecore.weights import load_strict
 
@@ -195,7 +195,7 @@ def export(args: argparse.Namespace) -> None:
         note = (
             args.note or f"{meta['step']} steps ({float(meta['elapsed']) / 60:.1f} min) on {meta['hardware']}"
         )
-        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        metrics = read_metrics(args.metrics) if args.metrics else None
         entry = export_checkpoint(
             path, args.name, root=args.root, hardware=meta["hardware"], metrics=metrics, note=note
         )

@@ -32,20 +32,21 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from benchmarks._common import SHARED
+from benchmarks.quality import split
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.train.export import METHOD_ROLES, export_checkpoint, read_metrics
 from stylecore.train.loop import TrainConfig, Trainer
 from stylecore.weights import load_strict
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
 ENCODER_FILE = "encoder.safetensors"
 LAST_LAYER = "conv5_1"  # the deepest layer any loss reads (relu5_1, SANet)
 
 
 def _eval_split() -> set[str]:
-    lines = (ROOT / "benchmarks" / "eval_split.txt").read_text().splitlines()
-    return {Path(line).stem for line in lines if line and not line.startswith("#")}
+    """File stems of the evaluation split (benchmarks/eval_split.txt, read by quality.split)."""
+    contents, styles = split()
+    return {p.stem for p in [*contents, *styles]}
 
 
 def pack(
@@ -54,7 +55,7 @@ def pack(
     quality: int,
     max_content: int | None = None,
     *,
-    datasets: Path = DATASETS,
+    datasets: Path = SHARED,
     encoder: VGGEncoder | None = None,
 ) -> None:
     from PIL import Image

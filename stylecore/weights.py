@@ -297,6 +297,7 @@ def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
     WeightsSpec.from_json(entry)  # refuse a malformed entry before touching the file
     root = Path(root) if root is not None else weights_dir()
     path = root / CATALOG_FILE
-    raw = json.loads(path.read_text())
+    # a new weights folder (export --root DIR) starts its own catalog
+    raw = json.loads(path.read_text()) if path.exists() else {"schema_version": 1, "weights": []}
     raw["weights"] = [e for e in raw["weights"] if e["name"] != entry["name"]] + [dict(entry)]
     _atomic_write_text(path, json.dumps(raw, indent=2) + "\n")

@@ -77,11 +77,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
 def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_encoder):
     trainer = Trainer(config(folders, 1), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
     ckpt = trainer.run()
-    root = tmp_path / "weights"
-    root.mkdir()
-    (root / "catalog.json").write_text(
-        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
-    )
+    root = tmp_path / "weights"  # a folder that does not exist yet: export starts its catalog
     quality = tmp_path / "adain.json"  # as benchmarks/quality.py writes it
     quality.write_text('{"method": "adain", "f_c": 101.23456, "f_s": 55.5, "settings": {"size": 512}}')
     export_checkpoint(ckpt, "adain-test", root=root, metrics=read_metrics(quality))

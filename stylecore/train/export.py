@@ -71,6 +71,7 @@ def export_checkpoint(
     except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
     method, encoder = config.method, config.encoder
+    root.mkdir(parents=True, exist_ok=True)
     arch = {"decoder": DECODER_ARCH[encoder], "transformer": TRANSFORMER_ARCH}
     files = []
     for role in roles:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from stylecore.errors import StyleCoreError
 
@@ -543,7 +543,11 @@ def weights_list() -> None:
         catalog = load_catalog()
     except StyleCoreError as exc:
         raise fail(str(exc)) from None
-    table = Table("name", "kind", "method", "encoder", "where", "status", "licence")
+    # names are what users type: never cut them (the other columns wrap instead)
+    widest = max((len(spec.name) for spec in catalog), default=4)
+    table = Table(
+        Column("name", no_wrap=True, min_width=widest), "kind", "method", "encoder", "where", "status", "licence"
+    )
     for spec in catalog:
         states = sorted({s.state for s in catalog.status(spec)})
         table.add_row(

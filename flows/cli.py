@@ -546,7 +546,13 @@ def weights_list() -> None:
     # names are what users type: never cut them (the other columns wrap instead)
     widest = max((len(spec.name) for spec in catalog), default=4)
     table = Table(
-        Column("name", no_wrap=True, min_width=widest), "kind", "method", "encoder", "where", "status", "licence"
+        Column("name", no_wrap=True, min_width=widest),
+        "kind",
+        "method",
+        "encoder",
+        "where",
+        "status",
+        "licence",
     )
     for spec in catalog:
         states = sorted({s.state for s in catalog.status(spec)})

@@ -4,14 +4,15 @@
         [--contents 8] [--styles 8] [--gatys-steps 200] [--out output/quality]
 
 The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
-``stylize train`` never sees). For each method: mean f_c(output, content) and f_s(output, style) over
-the same pairs at ``--size`` px (longest side), with the vgg16-hed encoder; plus the reference rows
-f_s(content, style) (how far the untouched photo is from the style) and f_c(style, content). Results
-per method go to ``<out>/<method>.json``, and per pair to ``<out>/<method>/<content>__<style>.json``:
-a pair already measured with the same weights (name and sha256), size and parameters is not run again
-(``--force`` runs it), so the slow Gatys rows are produced once, in the background, across
-interrupted runs; ``<out>/report.md`` is
-the table, ``<out>/grid.png`` the picture (rows: contents; columns: style, then each method).
+``stylize train`` never sees). For each method, over the same pairs at ``--size`` px (longest side):
+mean f_c(output, content) and f_s(output, style) with the vgg16-hed encoder, and the median
+grid-artefact score (``stylecore.metrics.checkerboard``); plus the reference rows f_s(content, style)
+(how far the untouched photo is from the style) and f_c(style, content). Results per method go to
+``<out>/<method>.json``, and per pair to ``<out>/<method>/<content>__<style>.json``: a pair already
+measured with the same weights (name and sha256), size and parameters is not run again (``--force``
+runs it), so the slow Gatys rows are produced once, in the background, across interrupted runs;
+``<out>/report.md`` is the table, ``<out>/grid.png`` the picture (rows: contents; columns: style,
+then each method).
 
 Targets (issue 5): for each trained method f_s(output, style) <= 0.5 x f_s(content, style) and
 f_c(output, content) <= Gatys' f_c; RAST's f_c below SANet's with f_s within 10 % of SANet's.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from stylecore.encoders import load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import read_image, resize_max_side, write_image
 from stylecore.methods import get_method
-from stylecore.metrics import Metrics
+from stylecore.metrics import Metrics, checkerboard
 
 SPLIT = ROOT / "benchmarks" / "eval_split.txt"
 
@@ -59,7 +61,7 @@ def run_method(
     params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
     stylizer = get_method(method).load(weights, device="auto")
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
-    f_c, f_s, seconds = [], [], []
+    f_c, f_s, seconds, grid_scores = [], [], [], []
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
@@ -69,6 +71,10 @@ def run_method(
             f_c.append(row["f_c"])
             f_s.append(row["f_s"])
             seconds.append(row["seconds"])
+            if "grid" not in row:  # measured before the grid score existed: score the saved output
+                row["grid"] = float(checkerboard(read_image(out / method / f"{stem}.png")[None])[0])
+                cached.write_text(json.dumps(row) + "\n")
+            grid_scores.append(row["grid"])
             continue
         content = read_image(content_path, max_side=size)
         style = read_image(style_path, max_side=size)
@@ -81,9 +87,14 @@ def run_method(
         fc, fs = metrics.scores(image[None], content[None], style[None])
         f_c.append(float(fc[0]))
         f_s.append(float(fs[0]))
-        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1]}
+        grid_scores.append(float(checkerboard(image[None])[0]))
+        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1], "grid": grid_scores[-1]}
         cached.write_text(json.dumps(row) + "\n")
-        print(f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} {seconds[-1]:.1f} s", flush=True)
+        print(
+            f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} grid {grid_scores[-1]:.1f} "
+            f"{seconds[-1]:.1f} s",
+            flush=True,
+        )
     return {
         "method": method,
         "weights": stylizer.weights_name,
@@ -92,6 +103,7 @@ def run_method(
         "params": params,
         "f_c": sum(f_c) / len(f_c),
         "f_s": sum(f_s) / len(f_s),
+        "grid": statistics.median(grid_scores),
         "seconds_per_pair": sum(seconds) / len(seconds),
         "device": str(stylizer.device),
     }
@@ -99,13 +111,20 @@ def run_method(
 
 def references(pairs, size: int) -> dict:
     metrics = Metrics(load_encoder("vgg16-hed"))
-    fs, fc = [], []
+    fs, fc, grid_c, grid_s = [], [], {}, {}
     for content_path, style_path in pairs:
         content = read_image(content_path, max_side=size)
         style = read_image(style_path, max_side=size)
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
-    return {"f_s(content, style)": sum(fs) / len(fs), "f_c(style, content)": sum(fc) / len(fc)}
+        grid_c[content_path] = float(checkerboard(content[None])[0])
+        grid_s[style_path] = float(checkerboard(style[None])[0])
+    return {
+        "f_s(content, style)": sum(fs) / len(fs),
+        "f_c(style, content)": sum(fc) / len(fc),
+        "grid(content)": statistics.median(grid_c.values()),
+        "grid(style)": statistics.median(grid_s.values()),
+    }
 
 
 def grid(contents, styles, methods: list[str], out: Path, cell: int = 160) -> Path:
@@ -174,16 +193,28 @@ def main() -> None:
         f"{args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
         "",
         "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
-        "| f_s / f_s(content, style) | s per pair | device |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| f_s / f_s(content, style) | median grid score | s per pair | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m, r in results.items():
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
-            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['seconds_per_pair']:.2f} | {r['device']} |"
+            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['seconds_per_pair']:.2f} | "
+            f"{r['device']} |"
         )
-    lines.append(f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | - | - |")
-    lines.append(f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | - | - |")
+    lines.append(
+        f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | "
+        f"{ref['grid(content)']:.1f} | - | - |"
+    )
+    lines.append(
+        f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | "
+        f"{ref['grid(style)']:.1f} | - | - |"
+    )
+    lines += [
+        "",
+        "Grid score: `stylecore.metrics.checkerboard`, the strength of patterns repeating every 2, 4 or 8 px "
+        "(the decoder's upsampling periods); about 1 means none.",
+    ]
     report = "\n".join(lines) + "\n"
     (args.out / "report.md").write_text(report)
     print(report)

@@ -1,4 +1,5 @@
-"""Quality metrics on the one encoder: the seed's f_s and f_c, Gram loss, SSIM, and a timer.
+"""Quality metrics: on the one encoder the seed's f_s and f_c and the Gram loss; SSIM; a grid-artefact
+score (:func:`checkerboard`); and a timer.
 
     f_s(I1, I2) = sum_i ||mean(phi_i(I1)) - mean(phi_i(I2))||_2 + ||std(phi_i(I1)) - std(phi_i(I2))||_2
                   over relu1_1 .. relu5_1
@@ -152,6 +153,52 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1
     cov = blur(a * b) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.mean(dim=(1, 2, 3)).float()
+
+
+GRID_PERIODS = (2, 4, 8)  # the decoder's three 2x nearest upsamplings repeat with these periods (px)
+_FLOOR = 4  # half-width of the frequency neighbourhood that gives each peak's noise floor
+
+
+def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) -> torch.Tensor:
+    """Grid/checkerboard artefact strength of each image, shape (B,): ~1 means none.
+
+    A decoder that upsamples by 2x2 nearest neighbour leaves patterns that repeat every 2, 4 or 8
+    pixels; in the luminance's power spectrum (Hann-windowed) they are peaks at the frequencies
+    (k/p, l/p) cycles per pixel. For each period p the score is the power at those frequencies (DC
+    excluded) over their local floors (each the median power of the 9x9 frequencies around it);
+    the image's score is the largest over the periods. Noise and natural images score about 1-2;
+    a visible grid scores 10 and more.
+    """
+    grey = luminance(images) if images.shape[1] == 3 else images
+    step = max(periods)
+    h, w = (grey.shape[-2] // step) * step, (grey.shape[-1] // step) * step
+    if min(h, w) // step < 2 * _FLOOR + 1:
+        raise ParameterError(f"checkerboard needs images of at least {step * (2 * _FLOOR + 1)} px a side")
+    grey = grey[..., :h, :w].double()[:, 0]
+    # a Hann window: without it the jump between opposite borders puts a cross of energy on the
+    # frequency axes, which would read as peaks at (0, l/p) and (k/p, 0)
+    window = torch.outer(
+        torch.hann_window(h, periodic=True, dtype=grey.dtype, device=grey.device),
+        torch.hann_window(w, periodic=True, dtype=grey.dtype, device=grey.device),
+    )
+    power = torch.fft.fft2((grey - grey.mean(dim=(-2, -1), keepdim=True)) * window).abs() ** 2
+    offsets = torch.arange(-_FLOOR, _FLOOR + 1, device=power.device)
+    ring = torch.ones(2 * _FLOOR + 1, 2 * _FLOOR + 1, dtype=torch.bool, device=power.device)
+    ring[_FLOOR, _FLOOR] = False
+    scores = []
+    for p in periods:
+        peaks, floors = [], []
+        for k in range(p):
+            for m in range(p):
+                if k == 0 and m == 0:
+                    continue
+                y, x = k * h // p, m * w // p
+                block = power[:, (y + offsets) % h][:, :, (x + offsets) % w]
+                floors.append(block[:, ring].median(dim=1).values)
+                peaks.append(power[:, y, x])
+        # summed, not a median of ratios: a pattern may live at only one of the frequencies
+        scores.append(torch.stack(peaks).sum(0) / torch.stack(floors).sum(0).clamp_min(1e-12))
+    return torch.stack(scores, dim=1).max(dim=1).values.float()
 
 
 @contextmanager

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stylecore.errors import ParameterError
-from stylecore.metrics import Metrics, ssim, timer
+from stylecore.metrics import Metrics, checkerboard, ssim, timer
 from stylecore.ops import gram, mean_std
 from tests.conftest import synthetic_image
 
@@ -77,3 +77,19 @@ def test_timer():
     with timer() as t:
         sum(range(1000))
     assert t["seconds"] >= 0.0
+
+
+def test_checkerboard_finds_patterns_with_the_decoders_periods():
+    clean = synthetic_image(160, 240, seed=3)  # smooth structure plus white noise: no periodic peak
+    yy, xx = torch.meshgrid(torch.arange(160), torch.arange(240), indexing="ij")
+    period2 = ((xx + yy) % 2 * 2 - 1).float()  # the pixel checkerboard of a 2x nearest upsampling
+    tile = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)) - 0.5
+    period4 = tile.repeat(40, 60)  # any 4 x 4 pattern repeated, as two upsamplings leave it
+    batch = torch.stack([clean, clean + 0.03 * period2, clean + 0.06 * period4])
+    scores = checkerboard(batch.clamp(0, 1))
+    assert scores[0] < 3, scores
+    assert scores[1] > 20 and scores[2] > 20, scores
+    # a shifted copy has the same spectrum magnitudes: the score does not depend on the phase
+    assert checkerboard(torch.roll(batch[1:2], 1, dims=-1)) == pytest.approx(scores[1:2], rel=0.05)
+    with pytest.raises(ParameterError, match="at least 72 px"):
+        checkerboard(batch[:, :, :64, :])

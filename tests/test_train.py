@@ -19,7 +19,6 @@ from stylecore.train.loop import TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
     adain_losses,
-    grid_loss,
     identity_losses,
     mean_std_loss,
     normalised_content_loss,
@@ -63,11 +62,6 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
     out = tmp_path / "runs" / "part.ckpt"  # a folder that does not exist yet
     part = Trainer(config(folders, 2), out, device="cpu", encoder=random_encoder)
     part.run()  # "killed" after its checkpoint at step 2
-    # a log begun before the grid term existed: the resumed run keeps that log's columns
-    log_path = out.with_suffix(".csv")
-    rows = [r.split(",") for r in log_path.read_text().splitlines()]
-    old_columns = [i for i, name in enumerate(rows[0]) if name != "grid"]
-    log_path.write_text("".join(",".join(r[i] for i in old_columns) + "\n" for r in rows))
     resumed = Trainer(config(folders, 4), out, device="cpu", encoder=random_encoder)
     assert resumed.resume() and resumed.step == 2
     resumed.run()
@@ -78,7 +72,6 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     log = out.with_suffix(".csv").read_text().splitlines()
     assert log[0].startswith("step,") and [row.split(",")[0] for row in log[1:]] == ["1", "2", "3", "4"]
-    assert "grid" not in log[0] and {len(row.split(",")) for row in log} == {len(old_columns)}
 
 
 def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_encoder):
@@ -117,27 +110,9 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style", "structure", "grid"} and all(
-        v.item() > 0 for v in terms.values()
-    )
+    assert set(terms) == {"content", "style", "structure"} and all(v.item() > 0 for v in terms.values())
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
-
-
-def test_grid_loss_sees_the_repeating_tile_not_the_picture():
-    g = torch.Generator().manual_seed(0)
-    pictures = torch.rand(8, 3, 128, 128, generator=g)  # content with no fixed phase on the 8 px lattice
-    tile = torch.rand(3, 8, 8, generator=g) * 0.2
-    tile -= tile.mean(dim=(-2, -1), keepdim=True)
-    gridded = pictures + tile.repeat(1, 16, 16)
-    assert grid_loss(gridded).item() == pytest.approx(tile.pow(2).mean().item() * 1e4, rel=0.15)
-    assert grid_loss(pictures).item() < 0.1 * grid_loss(gridded).item()
-    shifted = torch.roll(gridded, 3, dims=-1)  # the same tile at another phase is still a grid
-    assert grid_loss(shifted).item() == pytest.approx(grid_loss(gridded).item(), rel=0.15)
-    # its gradient removes the tile: one step of gradient descent lowers it
-    x = gridded.clone().requires_grad_(True)
-    grid_loss(x).backward()
-    assert grid_loss(x.detach() - 10 * x.grad).item() < 0.5 * grid_loss(gridded).item()
 
 
 # ---- SANet / RAST losses on hand-made tensors ------------------------------------------------------------
@@ -229,7 +204,7 @@ def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
     terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == {"content", "style", "identity1", "identity2", "grid"}
+    assert set(terms) == {"content", "style", "identity1", "identity2"}
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
@@ -303,20 +278,14 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.model_validate(old)
-    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0}
+    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0}
     assert cfg.scale_features is False
     assert TrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
 
 
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
-    assert sanet.loss_weights() == {
-        "content": 1.0,
-        "style": 3.0,
-        "identity1": 50.0,
-        "identity2": 1.0,
-        "grid": 0,
-    }
+    assert sanet.loss_weights() == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
     assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
     assert config(folders, 1, method="sanet", size=64, style_weight=5).loss_weights()["style"] == 5.0

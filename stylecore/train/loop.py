@@ -75,7 +75,6 @@ class TrainConfig(BaseModel):
     content_weight: float | None = Field(None, ge=0)
     style_weight: float | None = Field(None, ge=0)
     structure_weight: float | None = Field(None, ge=0, description="adain: normalised relu2_1+relu3_1 loss")
-    grid_weight: float | None = Field(None, ge=0, description="the outputs' repeating 8 x 8 px pattern")
     identity1_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, pixels")
     identity2_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, features")
     content_transitive_weight: float | None = Field(None, ge=0, description="rast")
@@ -368,9 +367,6 @@ class Trainer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         columns = log_columns(self.cfg.method)
         new_log = not log_path.is_file() or self.step == 0
-        if not new_log:  # a log begun by an older version keeps its columns (later terms are left out)
-            with open(log_path, newline="") as fh:
-                columns = next(csv.reader(fh), None) or columns
         with open(log_path, "w" if new_log else "a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:

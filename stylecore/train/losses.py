@@ -46,10 +46,9 @@ Feats = Mapping[str, torch.Tensor]
 # Loss weights by method: the papers' / authors' defaults. The keys are the terms each method's loss
 # function returns that enter the objective (the trainer's config can override every one).
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    # "structure" and "grid" are this project's additions (weight 0 = the paper): see adain_losses
-    # and grid_loss.
-    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0},
-    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0},
+    # "structure" is this project's addition (weight 0 = the paper): see adain_losses.
+    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0},
+    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0},
     # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
     # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
     # the other weights scaled down); set content/style weights > 0 to get that behaviour.
@@ -64,12 +63,8 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "gan": 5.0,
         "content": 0.0,
         "style": 0.0,
-        "grid": 0.0,
     },
 }
-
-GRID_PERIOD = 8  # the decoder upsamples three times by 2 (nearest): its artefacts repeat every 8 px
-_GRID_TEXT = "energy of the 8 x 8 px tile the outputs repeat (upsampling grid; not in the paper)"
 
 # What each term is, for model cards and help texts.
 TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
@@ -78,14 +73,12 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "style": "mean/std MSE at relu1_1..relu4_1",
         "structure": "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content "
         "(not in the paper)",
-        "grid": _GRID_TEXT,
     },
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
         "style": "mean/std MSE at relu1_1..relu5_1 (output vs style)",
         "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
         "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
-        "grid": _GRID_TEXT,
     },
     "rast": {
         "content_transitive": "normalised content loss of each path's content restoration to its source",
@@ -98,7 +91,6 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "gan": "LSGAN generator loss of both outputs against their multi-scale PatchGAN discriminators",
         "content": "SANet content loss of both outputs (logged; in the objective only if weighted)",
         "style": "SANet style loss of both outputs (logged; in the objective only if weighted)",
-        "grid": _GRID_TEXT + ", both outputs",
     },
 }
 
@@ -111,23 +103,6 @@ def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ma, sa = mean_std(a)
     mb, sb = mean_std(b)
     return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
-
-
-def grid_loss(images: torch.Tensor, period: int = GRID_PERIOD) -> torch.Tensor:
-    """Mean square of the ``period`` x ``period`` tile that the batch repeats (x 1e4, so a visible
-    grid scores about 1).
-
-    The images are cut into period x period cells, aligned to their top-left corner as the
-    decoder's upsampling is, and the cells are averaged over every cell of every image; minus its
-    mean, that average is the repeating pattern. Picture content has no fixed phase on that
-    lattice and averages away (to about var / cells); an upsampling grid does not. The term targets
-    only that pattern, where a total-variation loss would blur strokes too.
-    """
-    b, c, h, w = images.shape
-    h, w = h // period * period, w // period * period
-    cells = images[..., :h, :w].float().reshape(b, c, h // period, period, w // period, period)
-    tile = cells.mean(dim=(0, 2, 4))
-    return (tile - tile.mean(dim=(-2, -1), keepdim=True)).pow(2).mean() * 1e4
 
 
 def style_loss(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> torch.Tensor:
@@ -209,7 +184,7 @@ def adain_losses(
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
     structure_term = normalised_content_loss(out_feats, content_feats, ADAIN_STRUCTURE_LAYERS)
-    return {"content": content_term, "style": style_term, "structure": structure_term, "grid": grid_loss(out)}
+    return {"content": content_term, "style": style_term, "structure": structure_term}
 
 
 # ---- SANet ------------------------------------------------------------------------------------------
@@ -255,7 +230,6 @@ def sanet_losses(
         "content": normalised_content_loss(fo, measure(fc)),
         "style": style_loss(fo, measure(fs)),
         **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
-        "grid": grid_loss(out),
     }
 
 
@@ -331,7 +305,6 @@ def rast_losses(
         **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
         "style": style_loss(m1, ms) + style_loss(m2, mc),
-        "grid": grid_loss(o1) + grid_loss(o2),
     }
     return terms, RastImages(o1, o2)
 

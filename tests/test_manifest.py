@@ -125,10 +125,16 @@ def test_a_bad_style_file_is_a_validation_problem(tree):
     assert any("broken.png: empty file (0 bytes)" in p for p in found)
 
 
-def test_method_without_weights_is_reported(tree):
-    # rast ships no weights yet; adain and sanet do
+def test_method_without_weights_is_reported(tree, monkeypatch):
+    # the project's catalog, but none of its weight files: what a checkout without weights/ looks like
+    bare = tree / "bare-weights"
+    bare.mkdir()
+    (bare / "catalog.json").write_text((Path(__file__).parents[1] / "weights" / "catalog.json").read_text())
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(bare))
     found = problems_of(write_manifest(tree, {"schema_version": 1, "jobs": [job(method="rast")]}))
-    assert any(p.startswith("jobs[0].method: rast needs weights") for p in found)
+    assert any(p.startswith("jobs[0].method: rast needs weights 'rast-vgg16hed'") for p in found)
+    path = write_manifest(tree, {"schema_version": 1, "jobs": [job(method="gatys")]})
+    plan(load_manifest(path), path)  # gatys needs no trained weights
 
 
 def test_output_name_is_readable_and_parameter_sensitive(tree):

@@ -166,8 +166,9 @@ def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) 
     pixels; in the luminance's power spectrum (Hann-windowed) they are peaks at the frequencies
     (k/p, l/p) cycles per pixel. For each period p the score is the power at those frequencies (DC
     excluded) over their local floors (each the median power of the 9x9 frequencies around it);
-    the image's score is the largest over the periods. Noise and natural images score about 1-2;
-    a visible grid scores 10 and more.
+    the image's score is the largest over the periods. Measured at 512 px: photos about 1.6,
+    paintings 2-3, Gatys outputs about 6; a grid visible at 2x zoom about 25-45, plain at 100 %
+    about 60.
     """
     grey = luminance(images) if images.shape[1] == 3 else images
     step = max(periods)

@@ -1,0 +1,37 @@
+"""benchmarks/quality: per-pair rows (with the grid score) are cached and reused, old rows are completed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import quality
+from stylecore.imageio import write_image
+from tests.conftest import needs_hed, synthetic_image
+
+
+@needs_hed
+def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_path):
+    pairs = []
+    for i in range(2):
+        content, style = tmp_path / f"c{i}.png", tmp_path / f"s{i}.png"
+        write_image(synthetic_image(96, 128, seed=i), content)
+        write_image(synthetic_image(80, 80, seed=10 + i), style)
+        pairs.append((content, style))
+    out = tmp_path / "q"
+    first = quality.run_method("adain", None, pairs, 128, 0, out)
+    assert first["pairs"] == 2 and first["grid"] > 0 and first["weights"] == "adain-vgg16hed"
+    rows = sorted((out / "adain").glob("*.json"))
+    assert len(rows) == 2 and all("grid" in json.loads(p.read_text()) for p in rows)
+
+    # a row written before the grid score existed: the score comes from the saved output, nothing reruns
+    old = json.loads(rows[0].read_text())
+    rows[0].write_text(json.dumps({k: v for k, v in old.items() if k != "grid"}))
+    picture = rows[0].with_suffix(".png")
+    before = picture.stat().st_mtime_ns
+    again = quality.run_method("adain", None, pairs, 128, 0, out)
+    assert picture.stat().st_mtime_ns == before
+    # from the 8-bit PNG instead of the float output: close, not equal
+    assert json.loads(rows[0].read_text())["grid"] == pytest.approx(old["grid"], rel=0.15)
+    assert again["f_c"] == first["f_c"] and again["f_s"] == first["f_s"]

@@ -117,8 +117,11 @@ def references(pairs, size: int) -> dict:
         style = read_image(style_path, max_side=size)
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
-        grid_c[content_path] = float(checkerboard(content[None])[0])
-        grid_s[style_path] = float(checkerboard(style[None])[0])
+        # each image once: a content recurs for every style, a style for every content
+        if content_path not in grid_c:
+            grid_c[content_path] = float(checkerboard(content[None])[0])
+        if style_path not in grid_s:
+            grid_s[style_path] = float(checkerboard(style[None])[0])
     return {
         "f_s(content, style)": sum(fs) / len(fs),
         "f_c(style, content)": sum(fc) / len(fc),

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.quality import split
-from stylecore.decoders import VGGDecoder
 from stylecore.encoders import load_encoder
 from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
-from stylecore.methods.adain import decoder_layout_for
 from stylecore.methods.sanet import Transform
+from stylecore.models import build_module
 from stylecore.ops import adain, mean_std
+from stylecore.train.loop import TrainConfig
 
 
 def load_run(ckpt: Path) -> object:
@@ -31,8 +31,9 @@ def load_run(ckpt: Path) -> object:
     else:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     method = state["config"]["method"]
-    enc = load_encoder(state["config"].get("encoder", "vgg16-hed"))
-    modules = {"decoder": VGGDecoder(decoder_layout_for(enc))}
+    config = TrainConfig.from_checkpoint(state["config"])
+    enc = load_encoder(config.encoder)
+    modules = {"decoder": build_module(config.decoder_arch())}
     modules["decoder"].load_state_dict({k: v.float() for k, v in state["decoder"].items()})
     if method != "adain":
         modules["transformer"] = Transform(enc.channels("relu4_1"))

@@ -5,9 +5,10 @@
 
 The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
 ``stylize train`` never sees). For each method, over the same pairs at ``--size`` px (longest side):
-mean f_c(output, content) and f_s(output, style) with the vgg16-hed encoder, and the median
-grid-artefact score (``stylecore.metrics.checkerboard``); plus the reference rows f_s(content, style)
-(how far the untouched photo is from the style) and f_c(style, content). Results per method go to
+mean f_c(output, content) and f_s(output, style) with the vgg16-hed encoder, and the medians of
+the grid-artefact score and amplitude (``stylecore.metrics.checkerboard`` and ``grid_amplitude``);
+plus the reference rows f_s(content, style) (how far the untouched photo is from the style) and
+f_c(style, content). Results per method go to
 ``<out>/<method>.json``, and per pair to ``<out>/<method>/<content>__<style>.json``: a pair already
 measured with the same weights (name and sha256), size and parameters is not run again (``--force``
 runs it), so the slow Gatys rows are produced once, in the background, across interrupted runs;
@@ -34,9 +35,15 @@ from stylecore.encoders import load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import read_image, resize_max_side, write_image
 from stylecore.methods import get_method
-from stylecore.metrics import Metrics, checkerboard
+from stylecore.metrics import Metrics, checkerboard, grid_amplitude
 
 SPLIT = ROOT / "benchmarks" / "eval_split.txt"
+# per image: the grid's detection ratio and its size in grey levels (stylecore.metrics)
+GRID_MEASURES = {"grid": checkerboard, "grid_amp": grid_amplitude}
+
+
+def grid_measures(image: torch.Tensor) -> dict[str, float]:
+    return {name: float(fn(image[None])[0]) for name, fn in GRID_MEASURES.items()}
 
 
 def split() -> tuple[list[Path], list[Path]]:
@@ -61,7 +68,8 @@ def run_method(
     params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
     stylizer = get_method(method).load(weights, device="auto")
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
-    f_c, f_s, seconds, grid_scores = [], [], [], []
+    f_c, f_s, seconds = [], [], []
+    grids: dict[str, list[float]] = {name: [] for name in GRID_MEASURES}
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
@@ -71,10 +79,11 @@ def run_method(
             f_c.append(row["f_c"])
             f_s.append(row["f_s"])
             seconds.append(row["seconds"])
-            if "grid" not in row:  # measured before the grid score existed: score the saved output
-                row["grid"] = float(checkerboard(read_image(out / method / f"{stem}.png")[None])[0])
+            if not GRID_MEASURES.keys() <= row.keys():  # measured before a grid measure existed
+                row |= grid_measures(read_image(out / method / f"{stem}.png"))
                 cached.write_text(json.dumps(row) + "\n")
-            grid_scores.append(row["grid"])
+            for name, values in grids.items():
+                values.append(row[name])
             continue
         content = read_image(content_path, max_side=size)
         style = read_image(style_path, max_side=size)
@@ -87,12 +96,13 @@ def run_method(
         fc, fs = metrics.scores(image[None], content[None], style[None])
         f_c.append(float(fc[0]))
         f_s.append(float(fs[0]))
-        grid_scores.append(float(checkerboard(image[None])[0]))
-        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1], "grid": grid_scores[-1]}
+        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1], **grid_measures(image)}
+        for name, values in grids.items():
+            values.append(row[name])
         cached.write_text(json.dumps(row) + "\n")
         print(
-            f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} grid {grid_scores[-1]:.1f} "
-            f"{seconds[-1]:.1f} s",
+            f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} grid {row['grid']:.1f} "
+            f"({row['grid_amp']:.2f} levels) {seconds[-1]:.1f} s",
             flush=True,
         )
     return {
@@ -103,7 +113,7 @@ def run_method(
         "params": params,
         "f_c": sum(f_c) / len(f_c),
         "f_s": sum(f_s) / len(f_s),
-        "grid": statistics.median(grid_scores),
+        **{name: statistics.median(values) for name, values in grids.items()},
         "seconds_per_pair": sum(seconds) / len(seconds),
         "device": str(stylizer.device),
     }
@@ -111,7 +121,9 @@ def run_method(
 
 def references(pairs, size: int) -> dict:
     metrics = Metrics(load_encoder("vgg16-hed"))
-    fs, fc, grid_c, grid_s = [], [], {}, {}
+    fs, fc = [], []
+    grid_c: dict[Path, dict[str, float]] = {}
+    grid_s: dict[Path, dict[str, float]] = {}
     for content_path, style_path in pairs:
         content = read_image(content_path, max_side=size)
         style = read_image(style_path, max_side=size)
@@ -119,14 +131,17 @@ def references(pairs, size: int) -> dict:
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content
         if content_path not in grid_c:
-            grid_c[content_path] = float(checkerboard(content[None])[0])
+            grid_c[content_path] = grid_measures(content)
         if style_path not in grid_s:
-            grid_s[style_path] = float(checkerboard(style[None])[0])
+            grid_s[style_path] = grid_measures(style)
     return {
         "f_s(content, style)": sum(fs) / len(fs),
         "f_c(style, content)": sum(fc) / len(fc),
-        "grid(content)": statistics.median(grid_c.values()),
-        "grid(style)": statistics.median(grid_s.values()),
+        **{
+            f"{name}({what})": statistics.median(g[name] for g in seen.values())
+            for name in GRID_MEASURES
+            for what, seen in (("content", grid_c), ("style", grid_s))
+        },
     }
 
 
@@ -196,27 +211,30 @@ def main() -> None:
         f"{args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
         "",
         "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
-        "| f_s / f_s(content, style) | median grid score | s per pair | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| f_s / f_s(content, style) | median grid score | median grid amplitude | s per pair | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m, r in results.items():
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
-            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['seconds_per_pair']:.2f} | "
+            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['grid_amp']:.2f} | "
+            f"{r['seconds_per_pair']:.2f} | "
             f"{r['device']} |"
         )
     lines.append(
         f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | "
-        f"{ref['grid(content)']:.1f} | - | - |"
+        f"{ref['grid(content)']:.1f} | {ref['grid_amp(content)']:.2f} | - | - |"
     )
     lines.append(
         f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | "
-        f"{ref['grid(style)']:.1f} | - | - |"
+        f"{ref['grid(style)']:.1f} | {ref['grid_amp(style)']:.2f} | - | - |"
     )
     lines += [
         "",
         "Grid score: `stylecore.metrics.checkerboard`, the strength of patterns repeating every 2, 4 or 8 px "
-        "(the decoder's upsampling periods); about 1 means none.",
+        "(the decoder's upsampling periods), as a ratio over the image's own power at those frequencies; "
+        "about 1 means none. Grid amplitude: `stylecore.metrics.grid_amplitude`, the RMS of the repeated "
+        "2, 4 or 8 px tile in grey levels (0-255); non-periodic content leaves about 0.3-0.6.",
     ]
     report = "\n".join(lines) + "\n"
     (args.out / "report.md").write_text(report)

@@ -1,9 +1,16 @@
 """The image decoder that AdaIN, SANet and RAST share: a mirror of VGG up to ``relu4_1``.
 
-Reflection padding, nearest x2 upsampling and no normalisation (Huang & Belongie 2017). The module is
-an ``nn.Sequential`` built so that its indices, and so its state-dict keys (``1.weight``, ``5.weight``,
+Reflection padding, x2 upsampling and no normalisation (Huang & Belongie 2017). The module is an
+``nn.Sequential`` built so that its indices, and so its state-dict keys (``1.weight``, ``5.weight``,
 ..., ``28.weight`` for the VGG19 layout), are exactly those of the upstream ``decoder.pth`` of
 pytorch-AdaIN and of SANet's ``decoder_iter_*.pth``.
+
+Upsampling is ``nearest`` (upstream) or ``bilinear``. Nearest turns every feature pixel into a flat
+2x2 block whose edges the next convolutions render, so the outputs of the project's decoders showed
+a grid repeating every 2 and 4 px (grid score about 60 at 512 px, :func:`stylecore.metrics.checkerboard`).
+Bilinear interpolation has no block edges: the same trained convolutions scored 3-13 with it and no
+grid was visible. The weights are the same tensors either way; the catalog's ``arch`` of a decoder
+file (:func:`decoder_arch`) says which upsampling it was trained with.
 """
 
 from __future__ import annotations
@@ -24,23 +31,40 @@ LAYOUTS: dict[str, tuple] = {
 }  # fmt: skip
 
 
+UPSAMPLING = ("nearest", "bilinear")
+
+
+def layout_for(encoder: str) -> str:
+    """The decoder layout that mirrors an encoder (by the encoder's name)."""
+    return "vgg19" if encoder == "vgg19-normalised" else "vgg16"
+
+
+def decoder_arch(layout: str, upsample: str = "nearest") -> str:
+    """The module-architecture name (:data:`stylecore.models.ARCHS`) of a decoder layout and upsampling."""
+    return f"decoder-{layout}" + ("" if upsample == "nearest" else f"-{upsample}")
+
+
 class VGGDecoder(nn.Sequential):
     """Decoder from ``relu4_1`` features (512 channels, 1/8 resolution) to RGB."""
 
-    def __init__(self, layout: str = "vgg19") -> None:
-        if layout not in LAYOUTS:
-            from stylecore.errors import UnknownNameError
+    def __init__(self, layout: str = "vgg19", upsample: str = "nearest") -> None:
+        from stylecore.errors import UnknownNameError
 
+        if layout not in LAYOUTS:
             raise UnknownNameError("decoder layout", layout, LAYOUTS)
+        if upsample not in UPSAMPLING:
+            raise UnknownNameError("decoder upsampling", upsample, UPSAMPLING)
         spec = LAYOUTS[layout]
         last_conv = max(i for i, s in enumerate(spec) if s != "up")
         modules: list[nn.Module] = []
         for i, s in enumerate(spec):
             if s == "up":
-                modules.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                # align_corners=False: the bilinear samples sit where nearest's blocks centre
+                kw = {"align_corners": False} if upsample == "bilinear" else {}
+                modules.append(nn.Upsample(scale_factor=2, mode=upsample, **kw))
                 continue
             modules += [nn.ReflectionPad2d(1), nn.Conv2d(s[0], s[1], 3)]
             if i != last_conv:
                 modules.append(nn.ReLU())
         super().__init__(*modules)
-        self.layout = layout
+        self.layout, self.upsample = layout, upsample

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stylecore.decoders import VGGDecoder
+from stylecore.decoders import LAYOUTS, UPSAMPLING, VGGDecoder, decoder_arch
 from stylecore.encoders import VGGEncoder, convert_state_dict, hed_h5_state_dict
 from stylecore.errors import UnknownNameError
 from stylecore.methods.sanet import Transform
@@ -20,8 +20,11 @@ from stylecore.weights import load_strict, read_state_dict
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "vgg16-hed": lambda: VGGEncoder("vgg16-hed"),
     "vgg19-normalised": lambda: VGGEncoder("vgg19-normalised"),
-    "decoder-vgg19": lambda: VGGDecoder("vgg19"),
-    "decoder-vgg16": lambda: VGGDecoder("vgg16"),
+    **{
+        decoder_arch(layout, up): (lambda layout=layout, up=up: VGGDecoder(layout, up))
+        for layout in LAYOUTS
+        for up in UPSAMPLING
+    },
     "sanet-transformer": Transform,
 }
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from stylecore.errors import ParameterError
-from stylecore.metrics import Metrics, checkerboard, ssim, timer
+from stylecore.metrics import Metrics, checkerboard, grid_amplitude, ssim, timer
 from stylecore.ops import gram, mean_std
 from tests.conftest import synthetic_image
 
@@ -93,3 +94,20 @@ def test_checkerboard_finds_patterns_with_the_decoders_periods():
     assert checkerboard(torch.roll(batch[1:2], 1, dims=-1)) == pytest.approx(scores[1:2], rel=0.05)
     with pytest.raises(ParameterError, match="at least 72 px"):
         checkerboard(batch[:, :, :64, :])
+
+
+def test_grid_amplitude_is_the_size_of_the_repeated_tile_in_grey_levels():
+    smooth = synthetic_image(160, 240, seed=3)
+    smooth = F.avg_pool2d(smooth[None], 9, stride=1, padding=4, count_include_pad=False)[0]
+    yy, xx = torch.meshgrid(torch.arange(160), torch.arange(240), indexing="ij")
+    period2 = ((xx + yy) % 2 * 2 - 1).float()  # RMS 1
+    tile = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)) - 0.5
+    period4 = tile.repeat(40, 60) / (tile - tile.mean()).pow(2).mean().sqrt()  # RMS 1
+    grey = smooth.mean(0, keepdim=True)  # no colour: the luminance is exactly this channel
+    amps = grid_amplitude(torch.stack([grey, grey + period2 / 255, grey + 3 * period4 / 255]))
+    assert amps[0] < 0.1, amps  # smooth content averages out
+    assert amps[1] == pytest.approx(1.0, abs=0.1) and amps[2] == pytest.approx(3.0, abs=0.15), amps
+    # the detection ratio calls even the faint period-2 pattern on smooth content a plain grid
+    assert checkerboard(torch.stack([grey + period2 / 255]))[0] > 20
+    with pytest.raises(ParameterError, match="at least 40 px"):
+        grid_amplitude(grey[None, :, :32, :])

@@ -1,4 +1,4 @@
-"""benchmarks/quality: per-pair rows (with the grid score) are cached and reused, old rows are completed."""
+"""benchmarks/quality: per-pair rows (with the grid measures) are cached, reused and completed."""
 
 from __future__ import annotations
 
@@ -23,15 +23,17 @@ def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_pat
     first = quality.run_method("adain", None, pairs, 128, 0, out)
     assert first["pairs"] == 2 and first["grid"] > 0 and first["weights"] == "adain-vgg16hed"
     rows = sorted((out / "adain").glob("*.json"))
-    assert len(rows) == 2 and all("grid" in json.loads(p.read_text()) for p in rows)
+    assert len(rows) == 2 and all({"grid", "grid_amp"} <= json.loads(p.read_text()).keys() for p in rows)
 
-    # a row written before the grid score existed: the score comes from the saved output, nothing reruns
+    # a row written before the grid measures existed: they come from the saved output, nothing reruns
     old = json.loads(rows[0].read_text())
-    rows[0].write_text(json.dumps({k: v for k, v in old.items() if k != "grid"}))
+    rows[0].write_text(json.dumps({k: v for k, v in old.items() if k not in ("grid", "grid_amp")}))
     picture = rows[0].with_suffix(".png")
     before = picture.stat().st_mtime_ns
     again = quality.run_method("adain", None, pairs, 128, 0, out)
     assert picture.stat().st_mtime_ns == before
     # from the 8-bit PNG instead of the float output: close, not equal
-    assert json.loads(rows[0].read_text())["grid"] == pytest.approx(old["grid"], rel=0.15)
+    completed = json.loads(rows[0].read_text())
+    assert completed["grid"] == pytest.approx(old["grid"], rel=0.15)
+    assert completed["grid_amp"] == pytest.approx(old["grid_amp"], abs=0.1)
     assert again["f_c"] == first["f_c"] and again["f_s"] == first["f_s"]

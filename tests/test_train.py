@@ -80,7 +80,8 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     root = tmp_path / "weights"  # a folder that does not exist yet: export starts its catalog
     quality = tmp_path / "adain.json"  # as benchmarks/quality.py writes it
     quality.write_text('{"method": "adain", "f_c": 101.23456, "f_s": 55.5, "settings": {"size": 512}}')
-    export_checkpoint(ckpt, "adain-test", root=root, metrics=read_metrics(quality))
+    entry = export_checkpoint(ckpt, "adain-test", root=root, metrics=read_metrics(quality))
+    assert entry["files"][0]["arch"] == "decoder-vgg16-bilinear"  # new runs train bilinear decoders
     catalog = load_catalog(root)
     assert catalog.is_installed("adain-test")
     card = (root / "adain-test.md").read_text()
@@ -91,7 +92,7 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     # the encoder entry is not in this test catalog, so load the decoder through the module layer
     from stylecore.models import load_module
 
-    dec = load_module("decoder-vgg16", catalog.verified_path(catalog.get("adain-test"), "decoder"))
+    dec = load_module("decoder-vgg16-bilinear", catalog.verified_path(catalog.get("adain-test"), "decoder"))
     for k, v in trainer.decoder.state_dict().items():
         torch.testing.assert_close(dec.state_dict()[k], v.half().float())
     assert get_method("adain").default_weights == "adain-vgg16hed"
@@ -277,10 +278,23 @@ def test_old_adain_checkpoint_config_still_validates():
         "content_weight": 1.0, "style_weight": 10.0, "encoder": "vgg16-hed", "seed": 0, "amp": True,
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
-    cfg = TrainConfig.model_validate(old)
+    cfg = TrainConfig.from_checkpoint(old)
     assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0}
     assert cfg.scale_features is False
-    assert TrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+    # checkpoints from before the upsample setting trained nearest decoders; new runs train bilinear
+    assert cfg.upsample == "nearest" and cfg.decoder_arch() == "decoder-vgg16"
+    assert TrainConfig.model_validate(old).decoder_arch() == "decoder-vgg16-bilinear"
+    assert TrainConfig.from_checkpoint(cfg.model_dump(mode="json")) == cfg
+
+
+def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, one_thread):
+    out = tmp_path / "run.ckpt"
+    Trainer(config(folders, 1, upsample="nearest"), out, device="cpu", encoder=random_encoder).run()
+    other = Trainer(config(folders, 2), out, device="cpu", encoder=random_encoder)
+    with pytest.raises(ParameterError, match=r"nearest upsampling.*--set upsample=nearest"):
+        other.resume()
+    same = Trainer(config(folders, 2, upsample="nearest"), out, device="cpu", encoder=random_encoder)
+    assert same.resume() and same.decoder.upsample == "nearest"
 
 
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
@@ -369,7 +383,7 @@ def test_sanet_rast_export_loads_as_a_stylizer(
     assert name == f"{method}-vgg16hed"
     entry = export_checkpoint(ckpt, name, root=root)
     assert [(f["role"], f["filename"], f["arch"]) for f in entry["files"]] == [
-        ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16"),
+        ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16-bilinear"),
         ("transformer", f"{name}.transformer.safetensors", "sanet-transformer"),
     ]
     card = (root / f"{name}.md").read_text()
@@ -379,6 +393,7 @@ def test_sanet_rast_export_loads_as_a_stylizer(
     monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
     stylizer = get_method(method).load(catalog=load_catalog(root), device="cpu")  # the default name
     assert stylizer.weights_name == name and set(stylizer.checksums) == {"decoder", "transformer"}
+    assert stylizer.decoder.upsample == "bilinear"
     for role in ("decoder", "transformer"):
         for k, v in trainer.models[role].state_dict().items():
             torch.testing.assert_close(getattr(stylizer, role).state_dict()[k], v.half().float(), msg=k)

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from stylecore.errors import UnknownNameError, WeightsError
 from stylecore.methods import get_method
-from stylecore.models import import_weights
+from stylecore.models import build_module, import_weights
 from stylecore.weights import load_catalog, load_strict, read_state_dict, sha256_file, weights_dir
 from tests.conftest import synthetic_image
 from tests.upstream_layouts import upstream_decoder, upstream_transformer_keys, upstream_vgg
@@ -135,6 +135,20 @@ def test_a_vgg19_file_is_not_a_decoder(tmp_path):
     torch.save(upstream_vgg().state_dict(), tmp_path / "vgg.pth")
     with pytest.raises(WeightsError, match="weights do not match VGGDecoder"):
         import_weights(load_catalog(), "adain-vgg19-upstream", tmp_path / "vgg.pth")
+
+
+def test_decoder_upsamplings_share_their_keys_but_not_their_output():
+    from stylecore.decoders import VGGDecoder
+
+    nearest, bilinear = build_module("decoder-vgg16"), build_module("decoder-vgg16-bilinear")
+    assert (nearest.upsample, bilinear.upsample) == ("nearest", "bilinear")
+    load_strict(bilinear, nearest.state_dict(), source="test")  # same tensors, either arch
+    features = torch.rand(1, 512, 4, 4)
+    with torch.no_grad():
+        a, b = nearest(features), bilinear(features)
+    assert a.shape == b.shape == (1, 3, 32, 32) and not torch.allclose(a, b)
+    with pytest.raises(UnknownNameError, match="bicubic"):
+        VGGDecoder("vgg16", "bicubic")
 
 
 def test_pickled_code_is_refused(tmp_path):

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from stylecore.decoders import VGGDecoder
+from stylecore.decoders import VGGDecoder, layout_for
 from stylecore.encoders import VGGEncoder
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
@@ -24,7 +24,7 @@ from stylecore.ops import masked_mean_std, mean_std
 
 
 def decoder_layout_for(encoder: VGGEncoder) -> str:
-    return "vgg19" if encoder.name == "vgg19-normalised" else "vgg16"
+    return layout_for(encoder.name)
 
 
 @register_method

@@ -23,7 +23,6 @@ from stylecore.train.loop import TrainConfig
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
 
-DECODER_ARCH = {"vgg16-hed": "decoder-vgg16", "vgg19-normalised": "decoder-vgg19"}
 TRANSFORMER_ARCH = "sanet-transformer"
 METHOD_ROLES = {
     "adain": ("decoder",),
@@ -65,14 +64,14 @@ def export_checkpoint(
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         cfg = ckpt["config"]
-        config = TrainConfig.model_validate(cfg)
+        config = TrainConfig.from_checkpoint(cfg)
         roles = METHOD_ROLES[config.method]
         states = {role: ckpt[role] for role in roles}
     except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
     method, encoder = config.method, config.encoder
     root.mkdir(parents=True, exist_ok=True)
-    arch = {"decoder": DECODER_ARCH[encoder], "transformer": TRANSFORMER_ARCH}
+    arch = {"decoder": config.decoder_arch(), "transformer": TRANSFORMER_ARCH}
     files = []
     for role in roles:
         filename = f"{name}.safetensors" if len(roles) == 1 else f"{name}.{role}.safetensors"
@@ -86,6 +85,7 @@ def export_checkpoint(
         "lr_decay": config.lr_decay,
         "loss_weights": config.loss_weights(),
         "scale_features": bool(config.scale_features),
+        "upsample": config.upsample,
         "train_seconds": round(ckpt["elapsed"], 1),
         "hardware": hardware or hardware_description(),
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),

@@ -25,11 +25,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from stylecore.decoders import VGGDecoder
+from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
 from stylecore.device import resolve_device
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.methods.adain import decoder_layout_for
 from stylecore.methods.sanet import Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
 from stylecore.train.discriminator import MultiScalePatchGAN
@@ -90,6 +89,11 @@ class TrainConfig(BaseModel):
         "for adain (as its first runs)",
     )
     encoder: str = "vgg16-hed"
+    upsample: Literal["nearest", "bilinear"] = Field(
+        "bilinear",
+        description="the decoder's x2 upsampling (stylecore.decoders): nearest leaves a grid of 2 and 4 px; "
+        "checkpoints written before this setting existed are nearest",
+    )
     seed: int = 0
     amp: bool = Field(True, description="bf16 autocast for forward passes")
     channels_last: bool = Field(True, description="NHWC tensors (faster bf16 convolutions); same results")
@@ -127,6 +131,15 @@ class TrainConfig(BaseModel):
         if self.method != "rast" and (self.d_lr is not None or self.gan_scales != 3):
             raise ValueError("d_lr and gan_scales apply to rast only")
         return self
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict[str, Any]) -> TrainConfig:
+        """The config stored in a checkpoint; those from before ``upsample`` existed trained nearest."""
+        return cls.model_validate({"upsample": "nearest", **stored})
+
+    def decoder_arch(self) -> str:
+        """The catalog ``arch`` of this run's decoder (:data:`stylecore.models.ARCHS`)."""
+        return decoder_arch(layout_for(self.encoder), self.upsample)
 
     def loss_weights(self) -> dict[str, float]:
         """The method's loss terms and their weights, in the method's order."""
@@ -179,7 +192,7 @@ class Trainer:
         self.models: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
-            self.models["decoder"] = VGGDecoder(decoder_layout_for(self.encoder))
+            self.models["decoder"] = VGGDecoder(layout_for(config.encoder), config.upsample)
             if config.method in ("sanet", "rast"):
                 self.models["transformer"] = Transform(self.encoder.channels("relu4_1"))
             if config.method == "rast":
@@ -269,6 +282,12 @@ class Trainer:
         method = state.get("config", {}).get("method")
         if method != self.cfg.method:
             raise ParameterError(f"{self.out} is a {method} run; it cannot continue as {self.cfg.method}")
+        upsample = TrainConfig.from_checkpoint(state["config"]).upsample
+        if upsample != self.cfg.upsample:
+            raise ParameterError(
+                f"{self.out} trains a decoder with {upsample} upsampling; it cannot continue with "
+                f"{self.cfg.upsample} (--set upsample={upsample})"
+            )
         missing = [k for k in [*self.models, *self.optimizers] if k not in state]
         if missing:
             raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")

@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 an input, weights or item problem (printed as bullets);
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -504,11 +505,19 @@ def train(
             f"step {row['step']:>7}/{steps}  loss {row['loss']:.4g}  {terms}  {row['it_per_s']:.2f} it/s"
         )
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill`, a scheduler's timeout or `docker stop` send SIGTERM: save like Ctrl-C does. (A job a
+    # shell put in the background ignores SIGINT, so SIGTERM is the way to stop it.)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         path = trainer.run(on_log=show, max_seconds=None if minutes is None else minutes * 60)
     except KeyboardInterrupt:
         trainer.save()
         raise fail(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(f"{'done' if trainer.step >= steps else f'stopped at step {trainer.step}'}: {path}")
 
 

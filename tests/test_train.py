@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +33,7 @@ from stylecore.train.losses import (
     style_loss,
 )
 from stylecore.weights import load_catalog
-from tests.conftest import synthetic_image
+from tests.conftest import needs_hed, synthetic_image
 
 
 @pytest.fixture()
@@ -465,3 +470,24 @@ def test_cli_train_minutes_stops_with_a_checkpoint(folders, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "stopped at step 0" in result.output and out.is_file()
+
+
+@needs_hed
+def test_cli_train_saves_a_checkpoint_on_sigterm(folders, tmp_path):
+    out = tmp_path / "x.ckpt"
+    cmd = [sys.executable, "-m", "flows.cli", "train", "adain", "--content", str(folders[0])]
+    cmd += ["--style", str(folders[1]), "--steps", "100000", "--size", "32", "--batch", "2"]
+    cmd += ["--out", str(out), "--device", "cpu", "--checkpoint-minutes", "60"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    for line in proc.stdout:  # the first progress line: training is under way, no checkpoint yet
+        lines.append(line)
+        if line.startswith("step"):
+            break
+    assert not out.exists(), "".join(lines)
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, rest
+    step = int(re.search(r"interrupted at step (\d+); checkpoint saved", rest).group(1))
+    assert step >= 10 and torch.load(out, weights_only=True)["step"] == step

@@ -6,18 +6,17 @@ Reflection padding, x2 upsampling and no normalisation (Huang & Belongie 2017). 
 pytorch-AdaIN and of SANet's ``decoder_iter_*.pth``.
 
 Upsampling is ``nearest`` (upstream) or ``bilinear``. Nearest turns every feature pixel into a flat
-2x2 block whose edges the next convolutions render, so the outputs of the project's decoders showed
-a grid repeating every 2 and 4 px (grid score about 60 at 512 px, :func:`stylecore.metrics.checkerboard`).
-Bilinear interpolation has no block edges: the same trained convolutions scored 3-13 with it and no
-grid was visible. The weights are the same tensors either way; the catalog's ``arch`` of a decoder
-file (:func:`decoder_arch`) says which upsampling it was trained with.
+2x2 block whose edges the next convolutions render; the project's first decoders, trained that way,
+left a grid repeating every 2 and 4 px that was plain at 100 %. Bilinear interpolation has no block
+edges. Both have the same tensors; the catalog's ``arch`` of a decoder file (:func:`decoder_arch`)
+says which upsampling it was trained with, and the README's quality report has the measurements.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-# (in, out) per conv; "up" is a nearest x2 upsampling. The last conv has no ReLU.
+# (in, out) per conv; "up" is a x2 upsampling. The last conv has no ReLU.
 LAYOUTS: dict[str, tuple] = {
     "vgg19": (
         (512, 256), "up", (256, 256), (256, 256), (256, 256), (256, 128), "up",

@@ -91,6 +91,7 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     assert catalog.is_installed("adain-test")
     card = (root / "adain-test.md").read_text()
     assert "steps | 1" in card and "| f_c | 101.2346 |" in card and "| settings.size | 512 |" in card
+    assert "| decoder upsampling | bilinear" in card
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(WeightsError, match="must be a JSON object"):
         read_metrics(tmp_path / "bad.json")

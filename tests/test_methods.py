@@ -8,6 +8,7 @@ import torch
 from stylecore.color import rgb_to_ycbcr
 from stylecore.errors import ParameterError, UnknownNameError
 from stylecore.methods import get_method, list_methods
+from stylecore.methods.base import pad_for_networks
 from stylecore.methods.sanet import SANetBlock
 from stylecore.ops import mean_variance_norm
 from tests.conftest import synthetic_image
@@ -52,9 +53,10 @@ def test_batch_equals_one_by_one(name, random_encoder, content_batch, style_imag
 @pytest.mark.parametrize("name", list_methods())
 def test_odd_sizes_keep_the_input_size(name, random_encoder, style_images):
     s = stylizer(name, random_encoder)
-    x = synthetic_image(37, 53)
-    out = s.stylize(x, s.encode_style(style_images[0]), params=FAST.get(name, {}))
-    assert out.shape == (1, 3, 37, 53)
+    code = s.encode_style(style_images[0])
+    for h, w in ((37, 53), (16, 19)):  # (16, 19): the smallest side allowed, less than the margin
+        out = s.stylize(synthetic_image(h, w), code, params=FAST.get(name, {}))
+        assert out.shape == (1, 3, h, w) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -112,7 +114,10 @@ def test_style_codes_are_method_specific(random_encoder, content_batch, style_im
 def test_alpha_zero_decodes_the_content_features(name, random_encoder, content_batch, style_images):
     s = stylizer(name, random_encoder)
     out = s.stylize(content_batch[:1, :, :32, :48], s.encode_style(style_images[0]), params={"alpha": 0.0})
-    expected = s.decoder(random_encoder.encode(content_batch[:1, :, :32, :48], "relu4_1")).clamp(0, 1)
+    # the networks see the content with its mirrored margin (pad_for_networks), then it is cropped off
+    x, m = pad_for_networks(content_batch[:1, :, :32, :48], s.multiple, s.margin)
+    assert m == 31  # the margin is clipped below the 32 px side
+    expected = s.decoder(random_encoder.encode(x, "relu4_1")).clamp(0, 1)[..., m : m + 32, m : m + 48]
     torch.testing.assert_close(out, expected)
 
 

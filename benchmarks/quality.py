@@ -218,8 +218,7 @@ def main() -> None:
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
             f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['grid_amp']:.2f} | "
-            f"{r['seconds_per_pair']:.2f} | "
-            f"{r['device']} |"
+            f"{r['seconds_per_pair']:.2f} | {r['device']} |"
         )
     lines.append(
         f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | "

@@ -155,7 +155,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1
     return s.mean(dim=(1, 2, 3)).float()
 
 
-GRID_PERIODS = (2, 4, 8)  # the decoder's three 2x nearest upsamplings repeat with these periods (px)
+GRID_PERIODS = (2, 4, 8)  # the decoder's three x2 upsamplings repeat with these periods (px)
 _FLOOR = 4  # half-width of the frequency neighbourhood that gives each peak's noise floor
 
 

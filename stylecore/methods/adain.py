@@ -23,10 +23,6 @@ from stylecore.methods.registry import register_method
 from stylecore.ops import masked_mean_std, mean_std
 
 
-def decoder_layout_for(encoder: VGGEncoder) -> str:
-    return layout_for(encoder.name)
-
-
 @register_method
 class AdaIN(FeedForwardStylizer):
     name: ClassVar[str] = "adain"
@@ -40,7 +36,7 @@ class AdaIN(FeedForwardStylizer):
     def random(cls, encoder: VGGEncoder | None = None, *, seed: int = 0) -> AdaIN:
         torch.manual_seed(seed)
         encoder = encoder or VGGEncoder("vgg16-hed")
-        return cls(encoder, VGGDecoder(decoder_layout_for(encoder)))
+        return cls(encoder, VGGDecoder(layout_for(encoder.name)))
 
     def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         mean, std = mean_std(self.encoder.encode(style, "relu4_1"))

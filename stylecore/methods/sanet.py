@@ -21,9 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stylecore.decoders import VGGDecoder
+from stylecore.decoders import VGGDecoder, layout_for
 from stylecore.encoders import VGGEncoder
-from stylecore.methods.adain import decoder_layout_for
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
 from stylecore.ops import mean_variance_norm
@@ -98,7 +97,7 @@ class SANet(FeedForwardStylizer):
     def random(cls, encoder: VGGEncoder | None = None, *, seed: int = 0):
         torch.manual_seed(seed)
         encoder = encoder or VGGEncoder("vgg16-hed")
-        return cls(encoder, Transform(), VGGDecoder(decoder_layout_for(encoder)))
+        return cls(encoder, Transform(), VGGDecoder(layout_for(encoder.name)))
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "transformer": self.transformer}

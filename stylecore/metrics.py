@@ -204,27 +204,36 @@ def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) 
     return torch.stack(scores, dim=1).max(dim=1).values.float()
 
 
+def periodic_tile(images: torch.Tensor, p: int) -> torch.Tensor:
+    """The p x p tile an image repeats, shape (B, C, p, p), zero-mean, in the images' units.
+
+    Each pixel minus its p x p running mean (which removes content slower than p px and keeps a
+    p-periodic pattern whole), averaged over every p x p cell from the top-left corner: a pattern
+    aligned with a decoder's upsampling cells adds up, content that is not periodic averages out.
+    Differentiable; :func:`grid_amplitude` measures it and the training losses can penalise it.
+    """
+    box = F.avg_pool2d(images, p, stride=1)  # each pixel's p x p window holds every phase once
+    detail = images[..., : box.shape[-2], : box.shape[-1]] - box
+    h, w = (detail.shape[-2] // p) * p, (detail.shape[-1] // p) * p
+    if min(h, w) < 4 * p:
+        raise ParameterError(f"a {p} px periodic tile needs images of at least {5 * p} px a side")
+    b, c = detail.shape[:2]
+    tile = detail[..., :h, :w].reshape(b, c, h // p, p, w // p, p).mean(dim=(2, 4))
+    return tile - tile.mean(dim=(2, 3), keepdim=True)
+
+
 def grid_amplitude(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) -> torch.Tensor:
     """How strong the repeating pattern is, shape (B,): RMS in 8-bit grey levels of the mean p x p tile.
 
     :func:`checkerboard` is a detection ratio: how far a periodic pattern stands out from the image's
     own power at those frequencies. A smooth image (a bilinear decoder's output) has almost no power
-    there, so a pattern far too faint to see scores high. This is the pattern's size instead: the
-    luminance minus its p x p running mean (which removes content slower than p px and keeps a
-    p-periodic pattern whole), averaged over every p x p cell, is the tile the image repeats; its RMS
-    is taken, and the largest over the periods returned. Content that is not periodic averages out to
-    about 0.1-0.6 levels at 512 px (more for the longer periods, which also hold the shorter ones).
+    there, so a pattern far too faint to see scores high. This is the pattern's size instead: the RMS
+    of the luminance's :func:`periodic_tile`, the largest over the periods. Content that is not
+    periodic averages out to about 0.1-0.6 levels at 512 px (more for the longer periods, which also
+    hold the shorter ones).
     """
     grey = (luminance(images) if images.shape[1] == 3 else images).double() * 255
-    out = []
-    for p in periods:
-        box = F.avg_pool2d(grey, p, stride=1)  # each pixel's p x p window holds every phase once
-        detail = grey[..., : box.shape[-2], : box.shape[-1]] - box
-        h, w = (detail.shape[-2] // p) * p, (detail.shape[-1] // p) * p
-        if min(h, w) < 4 * p:
-            raise ParameterError(f"grid_amplitude needs images of at least {5 * p} px a side")
-        tile = detail[:, 0, :h, :w].reshape(-1, h // p, p, w // p, p).mean(dim=(1, 3))
-        out.append((tile - tile.mean(dim=(1, 2), keepdim=True)).pow(2).mean(dim=(1, 2)).sqrt())
+    out = [periodic_tile(grey, p).pow(2).mean(dim=(1, 2, 3)).sqrt() for p in periods]
     return torch.stack(out, dim=1).max(dim=1).values.float()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import ValidationError
+from torch.nn import functional as F
 
 from stylecore.encoders import STYLE_LAYERS
 from stylecore.errors import ParameterError, WeightsError
@@ -20,10 +21,11 @@ from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.export import export_checkpoint, read_metrics
-from stylecore.train.loop import TrainConfig, Trainer, log_columns
+from stylecore.train.loop import METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
     adain_losses,
+    grid_loss,
     identity_losses,
     mean_std_loss,
     normalised_content_loss,
@@ -188,6 +190,23 @@ def test_style_difference_loss_falls_as_the_style_moves_away():
     assert values == sorted(values, reverse=True) and values[-1] < values[0] / 10
 
 
+def test_grid_loss_is_the_square_of_the_repeated_tile_and_pulls_it_out():
+    smooth = synthetic_image(96, 128, seed=4)
+    smooth = F.avg_pool2d(smooth[None], 9, stride=1, padding=4, count_include_pad=False)
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
+    checker = ((xx + yy) % 2 * 2 - 1).float().expand(1, 3, -1, -1)  # RMS 1, every channel
+    assert grid_loss(smooth) < 0.3  # smooth content averages out (to 0.4 levels RMS here)
+    # a 2 px checkerboard repeats with 4 and 8 px too: 3 periods x (2 levels)^2
+    assert grid_loss(smooth + 2 * checker / 255) == pytest.approx(12.0, abs=0.3)
+    tile = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1)) - 0.5
+    tile = (tile - tile.mean(dim=(1, 2), keepdim=True)) / (tile - tile.mean()).pow(2).mean().sqrt()
+    x = (smooth + 2 * tile.repeat(1, 12, 16)[None] / 255).requires_grad_(True)
+    loss = grid_loss(x)
+    assert loss > 4.0  # the 8 px term alone is 2^2
+    loss.backward()
+    assert grid_loss(x.detach() - 1e-6 * x.grad) < loss  # its gradient removes the pattern
+
+
 def test_identity_losses_zero_when_the_networks_reproduce_their_inputs():
     c, s = two_images()
     enc, dec = PixelEncoder(), torch.nn.Identity()
@@ -285,7 +304,7 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.from_checkpoint(old)
-    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0}
+    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0}
     assert cfg.scale_features is False
     # checkpoints from before the upsample setting trained nearest decoders; new runs train bilinear
     assert cfg.upsample == "nearest" and cfg.decoder_arch() == "decoder-vgg16"
@@ -305,7 +324,9 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
 
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
-    assert sanet.loss_weights() == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}
+    assert sanet.loss_weights() == {
+        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0
+    }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
     assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
     assert config(folders, 1, method="sanet", size=64, style_weight=5).loss_weights()["style"] == 5.0
@@ -313,6 +334,28 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="sanet", size=64, gan_weight=1.0)
+    # the grid penalty is every method's, off by default (the papers' objectives)
+    assert all(
+        config(folders, 1, method=m, size=128, grid_weight=2).loss_weights()["grid"] == 2 for m in METHODS
+    )
+
+
+def test_resume_rewrites_a_log_written_before_a_term_existed(folders, tmp_path, random_encoder, one_thread):
+    out = tmp_path / "run.ckpt"
+    Trainer(config(folders, 1), out, device="cpu", encoder=random_encoder).run()
+    log = out.with_suffix(".csv")
+    header, row = log.read_text().splitlines()
+    old = [c for c in header.split(",") if c != "grid"]  # as the log looked before the grid term
+    values = dict(zip(header.split(","), row.split(","), strict=True))
+    log.write_text(",".join(old) + "\n" + ",".join(values[c] for c in old) + "\n")
+    resumed = Trainer(config(folders, 2), out, device="cpu", encoder=random_encoder)
+    assert resumed.resume()
+    resumed.run()
+    header, first, second = log.read_text().splitlines()
+    assert header.split(",") == log_columns("adain")
+    first = dict(zip(log_columns("adain"), first.split(","), strict=True))
+    assert first["grid"] == "" and first["step"] == "1" and first["style"] == values["style"]
+    assert second.split(",")[0] == "2" and len(second.split(",")) == len(log_columns("adain"))
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,9 @@ class TrainConfig(BaseModel):
     content_restoration_weight: float | None = Field(None, ge=0, description="rast")
     style_restoration_weight: float | None = Field(None, ge=0, description="rast")
     gan_weight: float | None = Field(None, ge=0, description="rast")
+    grid_weight: float | None = Field(
+        None, ge=0, description="the output's 2/4/8 px repeated pattern (losses.grid_loss; not in the papers)"
+    )
     scale_features: bool | None = Field(
         None,
         description="losses compare features divided by each layer's mean activation (stylecore.train."
@@ -386,6 +389,8 @@ class Trainer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         columns = log_columns(self.cfg.method)
         new_log = not log_path.is_file() or self.step == 0
+        if not new_log:
+            _match_log_columns(log_path, columns)
         with open(log_path, "w" if new_log else "a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:
@@ -419,6 +424,23 @@ class Trainer:
                     save()
                     last_ckpt = time.monotonic()
         return save()
+
+
+def _match_log_columns(path: Path, columns: list[str]) -> None:
+    """Rewrite a resumed run's log under ``columns`` if it was written with others (a loss term added
+    since): old rows keep their values by name, and columns they lack stay empty."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        fh.seek(0)
+        header = next(csv.reader(fh), [])
+    if header == columns:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def init_files(source: Path | str, method: str, roles: list[str], encoder: str) -> dict[str, Path]:

@@ -15,6 +15,7 @@ import torch
 from pydantic import ValidationError
 from torch.nn import functional as F
 
+from stylecore.device import describe_device
 from stylecore.encoders import STYLE_LAYERS
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
@@ -94,6 +95,9 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     card = (root / "adain-test.md").read_text()
     assert "steps | 1" in card and "| f_c | 101.2346 |" in card and "| settings.size | 512 |" in card
     assert "| decoder upsampling | bilinear" in card
+    # the card says which device trained which steps, as the checkpoint recorded it
+    here = describe_device("cpu")
+    assert f"| hardware | steps 0-1: {here} |" in card
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(WeightsError, match="must be a JSON object"):
         read_metrics(tmp_path / "bad.json")
@@ -104,6 +108,14 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     for k, v in trainer.decoder.state_dict().items():
         torch.testing.assert_close(dec.state_dict()[k], v.half().float())
     assert get_method("adain").default_weights == "adain-vgg16hed"
+    more = Trainer(config(folders, 3), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
+    assert more.resume()
+    more.hardware_log[0]["hardware"] = "another machine"  # as if the first step ran elsewhere
+    export_checkpoint(more.run(), "adain-more", root=root)
+    assert (
+        f"| hardware | steps 0-1: another machine; steps 1-3: {here} |"
+        in (root / "adain-more.md").read_text()
+    )
 
 
 def test_style_loss_is_zero_for_matching_statistics():

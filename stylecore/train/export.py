@@ -9,7 +9,6 @@ only needed for training and stay in the checkpoint.
 from __future__ import annotations
 
 import json
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,12 @@ METHOD_TITLES = {
 }
 
 
-def hardware_description(device: str = "cpu") -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+def hardware_summary(record: list[dict[str, Any]] | None) -> str:
+    """The checkpoint's ``hardware_log`` as one line: which device trained which steps."""
+    if not record:
+        return "not recorded (the checkpoint predates the record)"
+    parts = [f"steps {r['from_step']}-{r['to_step']}: {r['hardware']}" for r in record]
+    return "; ".join(parts)
 
 
 def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
@@ -87,7 +88,7 @@ def export_checkpoint(
         "scale_features": bool(config.scale_features),
         "upsample": config.upsample,
         "train_seconds": round(ckpt["elapsed"], 1),
-        "hardware": hardware or hardware_description(),
+        "hardware": hardware or hardware_summary(ckpt.get("hardware_log")),
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),
         **({"metrics": metrics} if metrics else {}),
         **({"note": note} if note else {}),

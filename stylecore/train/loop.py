@@ -8,8 +8,9 @@ goes to an ``on_log`` callback; the library prints nothing.
 
 Checkpoint keys: ``config``, ``step``, ``elapsed``, ``content``, ``style`` (data streams), the models
 (``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast) and
-the optimisers (``optimizer`` for the decoder/transformer; ``optimizer_d`` for rast's discriminators).
-An AdaIN checkpoint is exactly the format of the first, AdaIN-only version of this module.
+the optimisers (``optimizer`` for the decoder/transformer; ``optimizer_d`` for rast's discriminators),
+and ``hardware_log`` (which device trained which steps; absent in checkpoints from before it).
+An AdaIN checkpoint is the format of the first, AdaIN-only version of this module plus ``hardware_log``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
-from stylecore.device import resolve_device
+from stylecore.device import describe_device, resolve_device
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.methods.sanet import Transform
@@ -235,6 +236,8 @@ class Trainer:
         )
         self.step = 0
         self.elapsed = 0.0
+        # which device trained which steps: [{"hardware", "from_step", "to_step"}], for the model card
+        self.hardware_log: list[dict[str, Any]] = []
 
     @property
     def decoder(self) -> nn.Module:
@@ -268,6 +271,7 @@ class Trainer:
             **{name: o.state_dict() for name, o in self.optimizers.items()},
             "content": self.content.state_dict(),
             "style": self.style.state_dict(),
+            "hardware_log": self.hardware_log,
         }
 
     def save(self) -> Path:
@@ -301,6 +305,7 @@ class Trainer:
         self.content.load_state_dict(state["content"])
         self.style.load_state_dict(state["style"])
         self.step, self.elapsed = state["step"], state["elapsed"]
+        self.hardware_log = list(state.get("hardware_log", []))  # absent before the record existed
         return True
 
     # ---- training ------------------------------------------------------------------------------
@@ -378,8 +383,13 @@ class Trainer:
         ``on_save`` is called after every checkpoint write (e.g. to export a snapshot).
         """
         started = time.monotonic()
+        here = describe_device(self.device)
+        last = self.hardware_log[-1] if self.hardware_log else None
+        if last is None or last["hardware"] != here or last["to_step"] != self.step:
+            self.hardware_log.append({"hardware": here, "from_step": self.step, "to_step": self.step})
 
         def save() -> Path:
+            self.hardware_log[-1]["to_step"] = self.step
             path = self.save()
             if on_save:
                 on_save(path)

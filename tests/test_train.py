@@ -21,7 +21,7 @@ from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.train.discriminator import MultiScalePatchGAN
-from stylecore.train.export import export_checkpoint, read_metrics
+from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
 from stylecore.train.loop import METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
@@ -116,6 +116,8 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
         f"| hardware | steps 0-1: another machine; steps 1-3: {here} |"
         in (root / "adain-more.md").read_text()
     )
+    resumed_old = [{"hardware": "x", "from_step": 5, "to_step": 9}]  # resumed a checkpoint without a record
+    assert hardware_summary(resumed_old) == "steps 0-5: not recorded; steps 5-9: x"
 
 
 def test_style_loss_is_zero_for_matching_statistics():

@@ -40,6 +40,8 @@ def hardware_summary(record: list[dict[str, Any]] | None) -> str:
     if not record:
         return "not recorded (the checkpoint predates the record)"
     parts = [f"steps {r['from_step']}-{r['to_step']}: {r['hardware']}" for r in record]
+    if record[0]["from_step"] > 0:  # resumed from a checkpoint written before the record existed
+        parts.insert(0, f"steps 0-{record[0]['from_step']}: not recorded")
     return "; ".join(parts)
 
 

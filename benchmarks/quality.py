@@ -1,7 +1,7 @@
 """Quality report: every method on the held-out evaluation split, the seed's metrics, and a grid image.
 
     .venv/bin/python -m benchmarks.quality [--methods gatys adain sanet rast] [--size 512]
-        [--contents 8] [--styles 8] [--gatys-steps 200] [--out output/quality]
+        [--contents 8] [--styles 8] [--offset 0] [--gatys-steps 200] [--out output/quality]
 
 The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
 ``stylize train`` never sees). For each method, over the same pairs at ``--size`` px (longest side):
@@ -178,6 +178,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--contents", type=int, default=8)
     ap.add_argument("--styles", type=int, default=8)
+    ap.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="skip this many contents and styles of the split: choose training snapshots on "
+        "--offset 4 --contents 4 --styles 4 and report on the first 4 x 4, which the choice never saw",
+    )
     ap.add_argument("--gatys-steps", type=int, default=200)
     ap.add_argument("--grid", type=int, default=4, help="contents and styles shown in the grid")
     ap.add_argument("--out", type=Path, default=ROOT / "output" / "quality")
@@ -185,14 +192,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_grad_enabled(True)
     contents, styles = split()
-    contents, styles = contents[: args.contents], styles[: args.styles]
+    start = args.offset
+    contents, styles = contents[start : start + args.contents], styles[start : start + args.styles]
+    if not contents or not styles:
+        raise SystemExit(f"--offset {start}: the split has no contents or styles left after it")
     pairs = [(c, s) for c in contents for s in styles]
     weights = dict(w.split("=", 1) for w in args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for method in args.methods:
         path = args.out / f"{method}.json"
-        settings = {"size": args.size, "pairs": len(pairs), "weights": weights.get(method)}
+        settings = {"size": args.size, "pairs": len(pairs), "offset": start, "weights": weights.get(method)}
         if method == "gatys":
             settings["gatys_steps"] = args.gatys_steps
         try:
@@ -207,8 +217,9 @@ def main() -> None:
         results[method] = result
     ref = references(pairs, args.size)
     lines = [
-        f"Evaluation split: {len(contents)} contents x {len(styles)} styles = {len(pairs)} pairs at "
-        f"{args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
+        f"Evaluation split: {len(contents)} contents x {len(styles)} styles = {len(pairs)} pairs"
+        + (f" (after the first {start} of each)" if start else "")
+        + f" at {args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
         "",
         "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
         "| f_s / f_s(content, style) | median grid score | median grid amplitude | s per pair | device |",

@@ -133,7 +133,9 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style", "structure"} and all(v.item() > 0 for v in terms.values())
+    assert set(terms) == {"content", "style", "structure", "grid"} and all(
+        v.item() > 0 for v in terms.values()
+    )
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
 
@@ -244,8 +246,9 @@ def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
     terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == {"content", "style", "identity1", "identity2"}
+    assert set(terms) == {"content", "style", "identity1", "identity2", "grid"}
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
+    torch.testing.assert_close(terms["grid"], grid_loss(c))  # the output is the content itself
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
 

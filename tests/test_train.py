@@ -30,6 +30,7 @@ from stylecore.train.losses import (
     identity_losses,
     mean_std_loss,
     normalised_content_loss,
+    palette_loss,
     rast_losses,
     sanet_losses,
     style_difference_loss,
@@ -133,7 +134,7 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style", "structure", "grid"} and all(
+    assert set(terms) == {"content", "style", "structure", "grid", "palette"} and all(
         v.item() > 0 for v in terms.values()
     )
     terms["style"].backward()
@@ -223,6 +224,20 @@ def test_grid_loss_is_the_square_of_the_repeated_tile_and_pulls_it_out():
     assert grid_loss(x.detach() - 1e-6 * x.grad) < loss  # its gradient removes the pattern
 
 
+def test_palette_loss_counts_colour_offsets_in_grey_levels_and_ignores_layout():
+    x = synthetic_image(64, 64, seed=3)[None]
+    assert float(palette_loss(x, x.flip(-1).roll(7, dims=-2))) == pytest.approx(0.0, abs=1e-6)
+    # 10 levels brighter in every channel (no clipping here): a mean term of 10^2, no std term
+    shifted = x * 0.8 + 0.1
+    assert float(palette_loss(shifted + 10 / 255, shifted)) == pytest.approx(100.0, rel=1e-3)
+    # contrast counts too, and the gradient moves the colours towards the reference's
+    flat = (shifted * 0.5 + 0.25).requires_grad_(True)
+    loss = palette_loss(flat, shifted)
+    assert loss > 0
+    loss.backward()
+    assert palette_loss(flat.detach() - 1e-4 * flat.grad, shifted) < loss
+
+
 def test_identity_losses_zero_when_the_networks_reproduce_their_inputs():
     c, s = two_images()
     enc, dec = PixelEncoder(), torch.nn.Identity()
@@ -246,9 +261,10 @@ def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
     terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == {"content", "style", "identity1", "identity2", "grid"}
+    assert set(terms) == {"content", "style", "identity1", "identity2", "grid", "palette"}
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
     torch.testing.assert_close(terms["grid"], grid_loss(c))  # the output is the content itself
+    torch.testing.assert_close(terms["palette"], palette_loss(c, s))
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
 
@@ -286,6 +302,7 @@ def test_rast_losses_by_hand():
     for name in ("content_transitive", "style_transitive", "content_restoration", "style_restoration"):
         assert float(terms[name]) == pytest.approx(0.0, abs=1e-9), name
     assert float(terms["identity1"]) == 0.0
+    assert float(terms["palette"]) == pytest.approx(0.0, abs=1e-6)  # both outputs have their palettes
     fc, fs = ({k: x for k in STYLE_LAYERS} for x in (c, s))
     torch.testing.assert_close(terms["style_diff"], 1 / style_loss(fs, fc) + 1 / style_loss(fc, fs))
     assert float(terms["content"]) > 0.0
@@ -321,7 +338,8 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.from_checkpoint(old)
-    assert cfg.loss_weights() == {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0}
+    weights = {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0}
+    assert cfg.loss_weights() == weights
     assert cfg.scale_features is False
     # checkpoints from before the upsample setting trained nearest decoders; new runs train bilinear
     assert cfg.upsample == "nearest" and cfg.decoder_arch() == "decoder-vgg16"
@@ -342,7 +360,7 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
     assert sanet.loss_weights() == {
-        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0
+        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0, "palette": 0.0
     }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
     assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
@@ -351,10 +369,12 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="sanet", size=64, gan_weight=1.0)
-    # the grid penalty is every method's, off by default (the papers' objectives)
-    assert all(
-        config(folders, 1, method=m, size=128, grid_weight=2).loss_weights()["grid"] == 2 for m in METHODS
-    )
+    # the grid and palette terms are every method's, off by default (the papers' objectives)
+    for term in ("grid", "palette"):
+        assert all(
+            config(folders, 1, method=m, size=128, **{f"{term}_weight": 2}).loss_weights()[term] == 2
+            for m in METHODS
+        )
 
 
 def test_resume_rewrites_a_log_written_before_a_term_existed(folders, tmp_path, random_encoder, one_thread):

@@ -86,6 +86,9 @@ class TrainConfig(BaseModel):
     grid_weight: float | None = Field(
         None, ge=0, description="the output's 2/4/8 px repeated pattern (losses.grid_loss; not in the papers)"
     )
+    palette_weight: float | None = Field(
+        None, ge=0, description="RGB mean/std, output vs style (losses.palette_loss; not in the papers)"
+    )
     scale_features: bool | None = Field(
         None,
         description="losses compare features divided by each layer's mean activation (stylecore.train."

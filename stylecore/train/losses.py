@@ -28,6 +28,13 @@ up-convolution" (CVPR 2020), who add a spectral term to stop generators' grid ar
 makes ``stylecore.metrics.grid_amplitude`` a trained-for quantity: judge such weights by eye and by
 the ``checkerboard`` ratio too.
 
+``palette`` (every method; weight 0 by default) is this project's other addition: the mean/std MSE
+of the output's RGB channels against the style image's, in grey levels, which is AdaIN's style loss
+applied to the pixels. The papers' style losses reach the palette only through relu1_1, which
+``scale_features`` weighs down ~280x against the raw features: the SANet and RAST decoders trained
+that way came out 20-60 grey levels off the style's mean colour, and that accounted for about a
+quarter of their f_s (938 -> 705 when only the outputs' colour statistics were matched afterwards).
+
 The seed's evaluation metrics (f_s, f_c) are a different thing and live in :mod:`stylecore.metrics`.
 """
 
@@ -55,10 +62,10 @@ Feats = Mapping[str, torch.Tensor]
 # Loss weights by method: the papers' / authors' defaults. The keys are the terms each method's loss
 # function returns that enter the objective (the trainer's config can override every one).
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    # "structure" and "grid" are this project's additions (weight 0 = the paper): see adain_losses
-    # and grid_loss.
-    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0},
-    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0},
+    # "structure", "grid" and "palette" are this project's additions (weight 0 = the paper): see
+    # adain_losses, grid_loss and palette_loss.
+    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0},
+    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0, "palette": 0.0},
     # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
     # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
     # the other weights scaled down); set content/style weights > 0 to get that behaviour.
@@ -74,12 +81,17 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "content": 0.0,
         "style": 0.0,
         "grid": 0.0,
+        "palette": 0.0,
     },
 }
 
 GRID_DESCRIPTION = (
     "mean square, in grey levels, of the output's repeated 2, 4 and 8 px tile (the decoder's upsampling "
     "cells), summed over the periods (not in the paper)"
+)
+
+PALETTE_DESCRIPTION = (
+    "mean/std MSE of the output's RGB channels against the style image's, in grey levels (not in the paper)"
 )
 
 # What each term is, for model cards and help texts.
@@ -90,6 +102,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "structure": "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content "
         "(not in the paper)",
         "grid": GRID_DESCRIPTION,
+        "palette": PALETTE_DESCRIPTION,
     },
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
@@ -97,6 +110,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
         "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
         "grid": GRID_DESCRIPTION,
+        "palette": PALETTE_DESCRIPTION,
     },
     "rast": {
         "content_transitive": "normalised content loss of each path's content restoration to its source",
@@ -110,6 +124,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "content": "SANet content loss of both outputs (logged; in the objective only if weighted)",
         "style": "SANet style loss of both outputs (logged; in the objective only if weighted)",
         "grid": GRID_DESCRIPTION + " (both outputs)",
+        "palette": PALETTE_DESCRIPTION + "; T(s, c) against the content",
     },
 }
 
@@ -151,6 +166,12 @@ def grid_loss(images: torch.Tensor) -> torch.Tensor:
     x = images.float() * 255
     periods = [p for p in GRID_PERIODS if min(x.shape[-2:]) >= 5 * p]
     return _sum(periodic_tile(x, p).pow(2).mean() for p in periods)
+
+
+def palette_loss(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The palette: :func:`mean_std_loss` of the RGB channels, in 8-bit levels (a colour 10 levels off
+    in every channel costs 100)."""
+    return mean_std_loss(images.float() * 255, reference.float() * 255)
 
 
 def transfer(transformer: nn.Module, content: Feats, style: Feats) -> torch.Tensor:
@@ -214,7 +235,13 @@ def adain_losses(
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
     structure_term = normalised_content_loss(out_feats, content_feats, ADAIN_STRUCTURE_LAYERS)
-    return {"content": content_term, "style": style_term, "structure": structure_term, "grid": grid_loss(out)}
+    return {
+        "content": content_term,
+        "style": style_term,
+        "structure": structure_term,
+        "grid": grid_loss(out),
+        "palette": palette_loss(out, style),
+    }
 
 
 # ---- SANet ------------------------------------------------------------------------------------------
@@ -262,6 +289,7 @@ def sanet_losses(
         "style": style_loss(fo, measure(fs)),
         **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
         "grid": grid_loss(out),
+        "palette": palette_loss(out, style),
     }
 
 
@@ -339,6 +367,7 @@ def rast_losses(
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
         "style": style_loss(m1, ms) + style_loss(m2, mc),
         "grid": grid_loss(o1) + grid_loss(o2),
+        "palette": palette_loss(o1, style) + palette_loss(o2, content),
     }
     return terms, RastImages(o1, o2)
 

@@ -212,11 +212,11 @@ def periodic_tile(images: torch.Tensor, p: int) -> torch.Tensor:
     aligned with a decoder's upsampling cells adds up, content that is not periodic averages out.
     Differentiable; :func:`grid_amplitude` measures it and the training losses can penalise it.
     """
+    if min(images.shape[-2:]) < 5 * p:  # at least 4 whole cells a side after the running mean
+        raise ParameterError(f"a {p} px periodic tile needs images of at least {5 * p} px a side")
     box = F.avg_pool2d(images, p, stride=1)  # each pixel's p x p window holds every phase once
     detail = images[..., : box.shape[-2], : box.shape[-1]] - box
     h, w = (detail.shape[-2] // p) * p, (detail.shape[-1] // p) * p
-    if min(h, w) < 4 * p:
-        raise ParameterError(f"a {p} px periodic tile needs images of at least {5 * p} px a side")
     b, c = detail.shape[:2]
     tile = detail[..., :h, :w].reshape(b, c, h // p, p, w // p, p).mean(dim=(2, 4))
     return tile - tile.mean(dim=(2, 3), keepdim=True)

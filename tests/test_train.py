@@ -261,10 +261,11 @@ def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
     terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == {"content", "style", "identity1", "identity2", "grid", "palette"}
+    assert set(terms) == {"content", "style", "identity1", "identity2", "structure", "grid", "palette"}
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
     torch.testing.assert_close(terms["grid"], grid_loss(c))  # the output is the content itself
     torch.testing.assert_close(terms["palette"], palette_loss(c, s))
+    assert float(terms["structure"]) == pytest.approx(0.0, abs=1e-6)
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
 
@@ -360,7 +361,8 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
     assert sanet.loss_weights() == {
-        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0, "palette": 0.0
+        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0,
+        "structure": 0.0, "grid": 0.0, "palette": 0.0,
     }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
     assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
@@ -369,8 +371,8 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="sanet", size=64, gan_weight=1.0)
-    # the grid and palette terms are every method's, off by default (the papers' objectives)
-    for term in ("grid", "palette"):
+    # this project's terms are every method's, off by default (the papers' objectives)
+    for term in ("structure", "grid", "palette"):
         assert all(
             config(folders, 1, method=m, size=128, **{f"{term}_weight": 2}).loss_weights()[term] == 2
             for m in METHODS

@@ -74,7 +74,9 @@ class TrainConfig(BaseModel):
     gan_scales: int = Field(3, ge=1, le=4, description="rast: discriminator scales (authors: 3)")
     content_weight: float | None = Field(None, ge=0)
     style_weight: float | None = Field(None, ge=0)
-    structure_weight: float | None = Field(None, ge=0, description="adain: normalised relu2_1+relu3_1 loss")
+    structure_weight: float | None = Field(
+        None, ge=0, description="normalised relu2_1+relu3_1 loss to the content (not in the papers)"
+    )
     identity1_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, pixels")
     identity2_weight: float | None = Field(None, ge=0, description="sanet/rast: identity loss, features")
     content_transitive_weight: float | None = Field(None, ge=0, description="rast")

@@ -54,7 +54,7 @@ from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-ADAIN_STRUCTURE_LAYERS = ("relu2_1", "relu3_1")
+STRUCTURE_LAYERS = ("relu2_1", "relu3_1")
 SANET_CONTENT_LAYERS = ("relu4_1", "relu5_1")
 
 Feats = Mapping[str, torch.Tensor]
@@ -65,7 +65,15 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     # "structure", "grid" and "palette" are this project's additions (weight 0 = the paper): see
     # adain_losses, grid_loss and palette_loss.
     "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0},
-    "sanet": {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "grid": 0.0, "palette": 0.0},
+    "sanet": {
+        "content": 1.0,
+        "style": 3.0,
+        "identity1": 50.0,
+        "identity2": 1.0,
+        "structure": 0.0,
+        "grid": 0.0,
+        "palette": 0.0,
+    },
     # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
     # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
     # the other weights scaled down); set content/style weights > 0 to get that behaviour.
@@ -80,6 +88,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "gan": 5.0,
         "content": 0.0,
         "style": 0.0,
+        "structure": 0.0,
         "grid": 0.0,
         "palette": 0.0,
     },
@@ -90,6 +99,9 @@ GRID_DESCRIPTION = (
     "cells), summed over the periods (not in the paper)"
 )
 
+STRUCTURE_DESCRIPTION = (
+    "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content (not in the paper)"
+)
 PALETTE_DESCRIPTION = (
     "mean/std MSE of the output's RGB channels against the style image's, in grey levels (not in the paper)"
 )
@@ -99,8 +111,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "adain": {
         "content": "MSE to the AdaIN target t at relu4_1",
         "style": "mean/std MSE at relu1_1..relu4_1",
-        "structure": "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content "
-        "(not in the paper)",
+        "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
     },
@@ -109,6 +120,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "style": "mean/std MSE at relu1_1..relu5_1 (output vs style)",
         "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
         "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
+        "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
     },
@@ -123,6 +135,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "gan": "LSGAN generator loss of both outputs against their multi-scale PatchGAN discriminators",
         "content": "SANet content loss of both outputs (logged; in the objective only if weighted)",
         "style": "SANet style loss of both outputs (logged; in the objective only if weighted)",
+        "structure": STRUCTURE_DESCRIPTION + "; T(s, c) against the style",
         "grid": GRID_DESCRIPTION + " (both outputs)",
         "palette": PALETTE_DESCRIPTION + "; T(s, c) against the content",
     },
@@ -226,7 +239,7 @@ def adain_losses(
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
         style_feats = encoder(style, ADAIN_STYLE_LAYERS)
-        content_feats = encoder(content, (*ADAIN_STRUCTURE_LAYERS, "relu4_1"))
+        content_feats = encoder(content, (*STRUCTURE_LAYERS, "relu4_1"))
         mean, std = mean_std(style_feats["relu4_1"])
         t = adain(content_feats["relu4_1"], mean, std)
     out = decoder(t)
@@ -234,7 +247,7 @@ def adain_losses(
     style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
-    structure_term = normalised_content_loss(out_feats, content_feats, ADAIN_STRUCTURE_LAYERS)
+    structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     return {
         "content": content_term,
         "style": style_term,
@@ -276,18 +289,20 @@ def sanet_losses(
     scale_features: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
-    of ``decode(T(c, s))``, the two identity losses, and this project's :func:`grid_loss` of the output.
-    Unweighted terms."""
+    of ``decode(T(c, s))`` and the two identity losses; and this project's additions (weight 0 by
+    default): the structure term (as :func:`adain_losses`'), :func:`grid_loss` and
+    :func:`palette_loss` of the output. Unweighted terms."""
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():  # the encoder is frozen and the inputs are data: no graph needed here
         fc = encoder(content, STYLE_LAYERS)
         fs = encoder(style, STYLE_LAYERS)
     out = decoder(transfer(transformer, fc, fs))
-    fo = measure(encoder(out, STYLE_LAYERS))
+    fo, mc = measure(encoder(out, STYLE_LAYERS)), measure(fc)
     return {
-        "content": normalised_content_loss(fo, measure(fc)),
+        "content": normalised_content_loss(fo, mc),
         "style": style_loss(fo, measure(fs)),
         **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
+        "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
     }
@@ -333,10 +348,10 @@ def rast_losses(
     Terms (both paths summed): content-transitive ``Lc(rc1, c) + Lc(rs2, s)``; style-transitive
     ``Ls(rs1, s) + Ls(rc2, c)``; style-difference ``1/Ls(o1, c) + 1/Ls(o2, s)``; content restoration
     ``Lc(rc1, rc2) + Lc(rs1, rs2)`` and style restoration ``Ls(rc1, rc2) + Ls(rs1, rs2)`` (the cross
-    terms between the two paths); the SANet identity losses; :func:`grid_loss` of both outputs (weight
-    0 by default); and, for logging (weight 0 by default, as in the authors' final code), SANet's
-    content/style losses of both outputs. ``Lc`` is
-    :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`.
+    terms between the two paths); the SANet identity losses; this project's structure term,
+    :func:`grid_loss` and :func:`palette_loss` of both outputs (weight 0 by default); and, for
+    logging (weight 0 by default, as in the authors' final code), SANet's content/style losses of both
+    outputs. ``Lc`` is :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`.
     """
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
@@ -366,6 +381,8 @@ def rast_losses(
         **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
         "style": style_loss(m1, ms) + style_loss(m2, mc),
+        "structure": normalised_content_loss(m1, mc, STRUCTURE_LAYERS)
+        + normalised_content_loss(m2, ms, STRUCTURE_LAYERS),
         "grid": grid_loss(o1) + grid_loss(o2),
         "palette": palette_loss(o1, style) + palette_loss(o2, content),
     }

@@ -395,6 +395,14 @@ def test_resume_rewrites_a_log_written_before_a_term_existed(folders, tmp_path, 
     first = dict(zip(log_columns("adain"), first.split(","), strict=True))
     assert first["grid"] == "" and first["step"] == "1" and first["style"] == values["style"]
     assert second.split(",")[0] == "2" and len(second.split(",")) == len(log_columns("adain"))
+    # a log whose header was cut off is refused, not rewritten into empty rows
+    headless = "\n".join(",".join([str(step)] * len(old)) for step in (1, 2)) + "\n"
+    log.write_text(headless)
+    third = Trainer(config(folders, 3), out, device="cpu", encoder=random_encoder)
+    assert third.resume()
+    with pytest.raises(ParameterError, match="not a training log header"):
+        third.run()
+    assert log.read_text() == headless
 
 
 @pytest.mark.parametrize(

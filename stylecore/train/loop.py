@@ -450,6 +450,11 @@ def _match_log_columns(path: Path, columns: list[str]) -> None:
         header = next(csv.reader(fh), [])
     if header == columns:
         return
+    if "step" not in header:  # headerless (cut by hand?): DictReader would take row 1 as the names
+        raise ParameterError(
+            f"{path}: its first line is not a training log header (no 'step' column); restore the "
+            "header or move the file away to start a new log"
+        )
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, columns, restval="", extrasaction="ignore")

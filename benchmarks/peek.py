@@ -20,7 +20,7 @@ from stylecore.methods import get_method
 from stylecore.methods.sanet import Transform
 from stylecore.models import build_module
 from stylecore.ops import adain, mean_std
-from stylecore.train.loop import TrainConfig
+from stylecore.train.loop import TrainConfig, checkpoint_weights
 
 
 def load_run(ckpt: Path) -> object:
@@ -34,10 +34,10 @@ def load_run(ckpt: Path) -> object:
     config = TrainConfig.from_checkpoint(state["config"])
     enc = load_encoder(config.encoder)
     modules = {"decoder": build_module(config.decoder_arch())}
-    modules["decoder"].load_state_dict({k: v.float() for k, v in state["decoder"].items()})
     if method != "adain":
         modules["transformer"] = Transform(enc.channels("relu4_1"))
-        modules["transformer"].load_state_dict({k: v.float() for k, v in state["transformer"].items()})
+    for role, weights in checkpoint_weights(state, list(modules)).items():
+        modules[role].load_state_dict({k: v.float() for k, v in weights.items()})
     for m in modules.values():
         m.eval()
     print(f"{ckpt}: {method}, step {state['step']}")

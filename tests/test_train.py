@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import ValidationError
+from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from stylecore.device import describe_device
@@ -81,6 +82,52 @@ def test_killed_and_resumed_run_equals_uninterrupted(folders, tmp_path, random_e
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     log = out.with_suffix(".csv").read_text().splitlines()
     assert log[0].startswith("step,") and [row.split(",")[0] for row in log[1:]] == ["1", "2", "3", "4"]
+
+
+def test_weight_average_resumes_exactly_and_is_what_export_ships(
+    folders, tmp_path, random_encoder, one_thread
+):
+    decay = 0.5
+    out = tmp_path / "full.ckpt"
+    full = Trainer(config(folders, 1, ema_decay=decay), out, device="cpu", encoder=random_encoder)
+    seen = [{k: v.clone() for k, v in full.decoder.state_dict().items()}]  # the average starts here
+    full.run()
+    shutil.copy(out, tmp_path / "part.ckpt")
+    seen.append({k: v.clone() for k, v in full.decoder.state_dict().items()})
+    full.cfg = config(folders, 3, ema_decay=decay)
+    while full.step < 3:  # step by step, to see each step's weights
+        full.train_step()
+        seen.append({k: v.clone() for k, v in full.decoder.state_dict().items()})
+    full.save()
+    for k, avg in full.ema["decoder"].items():  # by hand: avg = 0.5 avg + 0.5 weights, every step
+        expect = seen[0][k].float()
+        for weights in seen[1:]:
+            expect = decay * expect + (1 - decay) * weights[k].float()
+        torch.testing.assert_close(avg, expect, msg=k)
+    first = next(iter(seen[-1]))
+    assert not torch.equal(full.ema["decoder"][first], seen[-1][first])  # an average, not the last step
+
+    resumed = Trainer(
+        config(folders, 3, ema_decay=decay), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder
+    )
+    assert resumed.resume() and resumed.step == 1
+    resumed.run()
+    for k, avg in full.ema["decoder"].items():
+        torch.testing.assert_close(resumed.ema["decoder"][k], avg, rtol=0, atol=0, msg=k)
+
+    root = tmp_path / "weights"
+    entry = export_checkpoint(out, "adain-avg", root=root)
+    shipped = load_file(root / entry["files"][0]["filename"])
+    for k, avg in full.ema["decoder"].items():
+        torch.testing.assert_close(shipped[k], avg.half(), rtol=0, atol=0, msg=k)
+    assert "running average of the training weights, decay 0.5" in (root / "adain-avg.md").read_text()
+    # a run without the setting ships its last weights and says nothing of an average
+    plain = Trainer(config(folders, 1), tmp_path / "plain.ckpt", device="cpu", encoder=random_encoder)
+    entry = export_checkpoint(plain.run(), "adain-plain", root=root)
+    shipped = load_file(root / entry["files"][0]["filename"])
+    for k, weights in plain.decoder.state_dict().items():
+        torch.testing.assert_close(shipped[k], weights.half(), rtol=0, atol=0, msg=k)
+    assert "running average" not in (root / "adain-plain.md").read_text()
 
 
 def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_encoder):

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from safetensors.torch import save_file
 
 from stylecore.errors import WeightsError
-from stylecore.train.loop import TrainConfig
+from stylecore.train.loop import TrainConfig, checkpoint_weights
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
 
@@ -69,7 +69,7 @@ def export_checkpoint(
         cfg = ckpt["config"]
         config = TrainConfig.from_checkpoint(cfg)
         roles = METHOD_ROLES[config.method]
-        states = {role: ckpt[role] for role in roles}
+        states = checkpoint_weights(ckpt, roles)
     except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
     method, encoder = config.method, config.encoder
@@ -89,6 +89,7 @@ def export_checkpoint(
         "loss_weights": config.loss_weights(),
         "scale_features": bool(config.scale_features),
         "upsample": config.upsample,
+        **({"ema_decay": config.ema_decay} if "ema" in ckpt else {}),
         "train_seconds": round(ckpt["elapsed"], 1),
         "hardware": hardware or hardware_summary(ckpt.get("hardware_log")),
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -162,6 +163,12 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
             f"| discriminators | two {config.gan_scales}-scale PatchGANs (LSGAN), Adam lr {config.d_lr or config.lr}, "
             f"betas (0.5, 0.999); not shipped |\n"
         )
+    ema = (
+        f"| shipped weights | running average of the training weights, decay {meta['ema_decay']:g} per step "
+        f"(`ema_decay`; the average began when the setting was turned on) |\n"
+        if "ema_decay" in meta
+        else ""
+    )
     return f"""# {name}
 
 {METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained by this project.
@@ -176,7 +183,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | batch | {config.batch} |
 | decoder upsampling | {config.upsample} (`stylecore/decoders.py`) |
 | optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
-{extra}| precision | {"bf16 autocast" if config.amp else "fp32"} |
+{extra}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |
 | training time | {minutes:.0f} min of compute |
 | licence | MIT (weights); the training images keep their own licences and are not redistributed |

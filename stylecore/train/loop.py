@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +47,10 @@ METHODS = ("adain", "sanet", "rast")
 ALL_TERMS = tuple(dict.fromkeys(t for w in DEFAULT_WEIGHTS.values() for t in w))
 SANET_MULTIPLE = 16  # relu5_1 is 1/16 of the input; the transform upsamples it x2 onto relu4_1
 SANET_MIN_SIZE = 64
+
+
+# the networks that are shipped (the discriminators are not)
+GENERATOR_ROLES = ("decoder", "transformer")
 
 
 class TrainConfig(BaseModel):
@@ -90,6 +94,13 @@ class TrainConfig(BaseModel):
     )
     palette_weight: float | None = Field(
         None, ge=0, description="RGB mean/std, output vs style (losses.palette_loss; not in the papers)"
+    )
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="keep an exponential moving average of the decoder's (and transformer's) weights with "
+        "this decay per step (0 = off); exports and previews use the average",
     )
     scale_features: bool | None = Field(
         None,
@@ -215,7 +226,7 @@ class Trainer:
             module.to(self.device, memory_format=self.memory_format).train()
         if config.init_from is not None:
             self._init_from(config.init_from)
-        generator = [self.models[k] for k in ("decoder", "transformer") if k in self.models]
+        generator = [self.models[k] for k in self.generator_roles]
         if len(generator) == 1:
             self.optimizers = {"optimizer": torch.optim.Adam(generator[0].parameters(), lr=config.lr)}
         else:  # one parameter group per module, as the authors' SANet/RAST code
@@ -226,6 +237,11 @@ class Trainer:
             self.optimizers["optimizer_d"] = torch.optim.Adam(
                 d_groups, lr=config.d_lr or config.lr, betas=(0.5, 0.999)
             )
+        # the weights' running average (ema_decay): GAN and small-batch training wander from step to
+        # step; the average is what gets exported (see checkpoint_weights)
+        self.ema: dict[str, dict[str, torch.Tensor]] | None = None
+        if config.ema_decay:
+            self.ema = self._current_weights()
         load = config.load_size or round(config.size * 1.5)
         if load < config.size:
             raise ParameterError(f"load_size {load} is smaller than the crop size {config.size}")
@@ -257,10 +273,31 @@ class Trainer:
         """The decoder's (and transformer's) optimiser."""
         return self.optimizers["optimizer"]
 
+    @property
+    def generator_roles(self) -> list[str]:
+        return [r for r in GENERATOR_ROLES if r in self.models]
+
+    def _current_weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            role: {k: v.detach().float().clone() for k, v in self.models[role].state_dict().items()}
+            for role in self.generator_roles
+        }
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        keep = self.cfg.ema_decay
+        for role, avg in self.ema.items():
+            for k, v in self.models[role].state_dict().items():
+                if v.is_floating_point():
+                    avg[k].mul_(keep).add_(v.float(), alpha=1 - keep)
+                else:
+                    avg[k].copy_(v)
+
     def _init_from(self, source: Path) -> None:
         """Load starting weights for the decoder (and transformer) from a catalog name or files."""
-        roles = [r for r in ("decoder", "transformer") if r in self.models]
-        files = init_files(source, self.cfg.method, roles, self.cfg.encoder)
+        files = init_files(source, self.cfg.method, self.generator_roles, self.cfg.encoder)
         for role, path in files.items():
             state = {k: v.float() for k, v in read_state_dict(path).items()}
             load_strict(self.models[role], state, source=str(path))
@@ -277,6 +314,7 @@ class Trainer:
             "content": self.content.state_dict(),
             "style": self.style.state_dict(),
             "hardware_log": self.hardware_log,
+            **({"ema": self.ema} if self.ema is not None else {}),
         }
 
     def save(self) -> Path:
@@ -309,6 +347,8 @@ class Trainer:
             opt.load_state_dict(state[name])
         self.content.load_state_dict(state["content"])
         self.style.load_state_dict(state["style"])
+        if self.ema is not None:  # a run that starts averaging now starts from the loaded weights
+            self.ema = state.get("ema") or self._current_weights()
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.hardware_log = list(state.get("hardware_log", []))  # absent before the record existed
         return True
@@ -355,6 +395,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self._update_ema()
         self.step += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}, **extra}
 
@@ -439,6 +480,13 @@ class Trainer:
                     save()
                     last_ckpt = time.monotonic()
         return save()
+
+
+def checkpoint_weights(state: Mapping[str, Any], roles: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """The weights a checkpoint ships, by role: the running average where the run kept one (ema_decay),
+    else the last step's."""
+    source = state.get("ema") or state
+    return {role: source[role] for role in roles}
 
 
 def _match_log_columns(path: Path, columns: list[str]) -> None:

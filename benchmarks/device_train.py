@@ -36,7 +36,7 @@ from benchmarks._common import SHARED
 from benchmarks.quality import split
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.train.export import METHOD_ROLES, export_checkpoint, read_metrics
-from stylecore.train.loop import TrainConfig, Trainer
+from stylecore.train.loop import TrainConfig, Trainer, checkpoint_weights
 from stylecore.weights import load_strict
 
 ENCODER_FILE = "encoder.safetensors"
@@ -150,13 +150,14 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
             "elapsed": f"{trainer.elapsed:.1f}",
             "hardware": hardware,
         }
-        for role in METHOD_ROLES[args.method]:
+        shipped = checkpoint_weights(trainer.state_dict(), METHOD_ROLES[args.method])  # the average, if kept
+        for role, weights in shipped.items():
             name = (
                 f"{args.method}.safetensors"
                 if role == "decoder" and args.method == "adain"
                 else f"{args.method}.{role}.safetensors"
             )
-            state = {k: v.detach().half().contiguous() for k, v in trainer.models[role].state_dict().items()}
+            state = {k: v.detach().half().contiguous() for k, v in weights.items()}
             save_file(state, str(args.out_dir / f".{name}.tmp"), metadata=meta)
             (args.out_dir / f".{name}.tmp").replace(args.out_dir / name)
         shutil.copyfile(ckpt.with_suffix(".csv"), args.out_dir / f"{args.method}.csv")

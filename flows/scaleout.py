@@ -34,7 +34,7 @@ from flows.store import OutputStore
 DEFAULT_POOL = "stylepipe-gpu"
 DEPLOYMENT_NAME = "stylepipe"
 DEPLOYMENT = f"stylize-manifest/{DEPLOYMENT_NAME}"
-ZOMBIE_AUTOMATION = "stylepipe: crash flow runs whose heartbeats stopped"
+ZOMBIE_AUTOMATION = "stylepipe: crash flow runs whose heartbeats stopped or never began"
 HEARTBEAT_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for worker runs (Prefect's minimum)
 TERMINAL_BAD = {StateType.CRASHED, StateType.FAILED, StateType.CANCELLED}
 
@@ -58,7 +58,11 @@ def ensure_pool(name: str = DEFAULT_POOL) -> bool:
 
 def ensure_zombie_automation(missing_heartbeats: int = 2) -> bool:
     """The documented Prefect recipe: a run that stops sending heartbeats for ``missing_heartbeats``
-    periods without reaching a final state is set to Crashed. Returns whether it was created."""
+    periods without reaching a final state is set to Crashed. Returns whether it was created.
+
+    The trigger also arms on Pending: a worker that dies while a second run it picked up is still
+    starting (no heartbeat yet) would otherwise leave that run Pending forever (seen in the
+    killed-worker test when one worker took both shards)."""
     from prefect.automations import Automation
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -72,7 +76,7 @@ def ensure_zombie_automation(missing_heartbeats: int = 2) -> bool:
     Automation(
         name=ZOMBIE_AUTOMATION,
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
             expect={
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",

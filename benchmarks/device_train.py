@@ -35,8 +35,8 @@ from safetensors.torch import save_file
 from benchmarks._common import SHARED
 from benchmarks.quality import split
 from stylecore.encoders import VGGEncoder, load_encoder
-from stylecore.train.export import METHOD_ROLES, export_checkpoint, read_metrics
-from stylecore.train.loop import TrainConfig, Trainer, checkpoint_weights
+from stylecore.train.export import export_checkpoint, read_metrics
+from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights
 from stylecore.weights import load_strict
 
 ENCODER_FILE = "encoder.safetensors"

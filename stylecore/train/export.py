@@ -18,16 +18,11 @@ from pydantic import ValidationError
 from safetensors.torch import save_file
 
 from stylecore.errors import WeightsError
-from stylecore.train.loop import TrainConfig, checkpoint_weights
+from stylecore.train.loop import METHOD_ROLES, TrainConfig, checkpoint_weights
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
 
 TRANSFORMER_ARCH = "sanet-transformer"
-METHOD_ROLES = {
-    "adain": ("decoder",),
-    "sanet": ("decoder", "transformer"),
-    "rast": ("decoder", "transformer"),
-}
 METHOD_TITLES = {
     "adain": "AdaIN decoder",
     "sanet": "SANet transformer and decoder",

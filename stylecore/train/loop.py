@@ -49,8 +49,12 @@ SANET_MULTIPLE = 16  # relu5_1 is 1/16 of the input; the transform upsamples it 
 SANET_MIN_SIZE = 64
 
 
-# the networks that are shipped (the discriminators are not)
-GENERATOR_ROLES = ("decoder", "transformer")
+# the networks each method ships, by role (RAST's discriminators are trained, not shipped)
+METHOD_ROLES: dict[str, tuple[str, ...]] = {
+    "adain": ("decoder",),
+    "sanet": ("decoder", "transformer"),
+    "rast": ("decoder", "transformer"),
+}
 
 
 class TrainConfig(BaseModel):
@@ -274,8 +278,8 @@ class Trainer:
         return self.optimizers["optimizer"]
 
     @property
-    def generator_roles(self) -> list[str]:
-        return [r for r in GENERATOR_ROLES if r in self.models]
+    def generator_roles(self) -> tuple[str, ...]:
+        return METHOD_ROLES[self.cfg.method]
 
     def _current_weights(self) -> dict[str, dict[str, torch.Tensor]]:
         return {

@@ -16,6 +16,7 @@ import pytest
 
 from flows.manifest import load_manifest, plan
 from flows.pipeline import shard_of
+from flows.scaleout import HEARTBEAT_S
 from flows.store import OutputStore
 from stylecore.imageio import write_image
 from tests.conftest import needs_hed, synthetic_image
@@ -146,6 +147,27 @@ def test_sharded_run_survives_a_worker_killed_mid_shard(server, tmp_path):
     parts = OutputStore(str(tmp_path / "out")).read_parts().to_pylist()
     ok = Counter(r["output"] for r in parts if r["error"] is None)
     assert set(ok) == set(planned) and max(ok.values()) == 1  # no item was done twice
+
+
+def test_run_left_pending_without_a_heartbeat_is_crashed(server):
+    """A worker that dies while its run is still starting leaves it Pending with no heartbeat ever;
+    the automation must crash it (so `stylize run` resubmits the shard) instead of waiting forever."""
+    assert stylize(server, "deploy").returncode == 0
+    dep = api(server, "GET", "/deployments/name/stylize-manifest/stylepipe")
+    run = api(
+        server,
+        "POST",
+        f"/deployments/{dep['id']}/create_flow_run",
+        json={"parameters": {"manifest": "never-run.yaml"}},
+    )
+    # No worker polls the pool: play the worker that took the run and died before its first heartbeat.
+    api(server, "POST", f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "PENDING"}})
+    deadline = time.monotonic() + HEARTBEAT_S * 2 + 90
+    state = "PENDING"
+    while state == "PENDING" and time.monotonic() < deadline:
+        time.sleep(3)
+        state = api(server, "GET", f"/flow_runs/{run['id']}")["state"]["type"]
+    assert state == "CRASHED"
 
 
 def test_nightly_mesh_deployment_has_its_cron(server, tmp_path):

@@ -299,5 +299,10 @@ def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
     path = root / CATALOG_FILE
     # a new weights folder (export --root DIR) starts its own catalog
     raw = json.loads(path.read_text()) if path.exists() else {"schema_version": 1, "weights": []}
-    raw["weights"] = [e for e in raw["weights"] if e["name"] != entry["name"]] + [dict(entry)]
+    # replaced where it stands, so a re-export's diff shows only what changed
+    names = [e["name"] for e in raw["weights"]]
+    if entry["name"] in names:
+        raw["weights"][names.index(entry["name"])] = dict(entry)
+    else:
+        raw["weights"].append(dict(entry))
     _atomic_write_text(path, json.dumps(raw, indent=2) + "\n")

@@ -12,7 +12,14 @@ from safetensors.torch import save_file
 from stylecore.errors import UnknownNameError, WeightsError
 from stylecore.methods import get_method
 from stylecore.models import build_module, import_weights
-from stylecore.weights import load_catalog, load_strict, read_state_dict, sha256_file, weights_dir
+from stylecore.weights import (
+    load_catalog,
+    load_strict,
+    read_state_dict,
+    sha256_file,
+    upsert_entry,
+    weights_dir,
+)
 from tests.conftest import synthetic_image
 from tests.upstream_layouts import upstream_decoder, upstream_transformer_keys, upstream_vgg
 
@@ -177,3 +184,13 @@ def test_not_imported_entry_says_how_to_import():
 def test_missing_default_weights_message():
     with pytest.raises(WeightsError, match="no trained weights are installed for sanet"):
         get_method("sanet").load(device="cpu", catalog=load_catalog(Path(__file__).parent / "data" / "empty"))
+
+
+def test_upsert_replaces_an_entry_where_it_stands(tmp_path):
+    entries = [project_entry(n, f"{n}.safetensors", "0" * 64) for n in ("a-test", "b-test", "c-test")]
+    root = make_catalog(tmp_path, entries)
+    upsert_entry(project_entry("b-test", "b2.safetensors", "1" * 64), root)
+    upsert_entry(project_entry("d-test", "d.safetensors", "2" * 64), root)
+    raw = json.loads((root / "catalog.json").read_text())["weights"]
+    assert [e["name"] for e in raw] == ["a-test", "b-test", "c-test", "d-test"]
+    assert raw[1]["files"][0]["filename"] == "b2.safetensors"

@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 from benchmarks._common import SHARED
 from benchmarks.quality import split
 from stylecore.encoders import VGGEncoder, load_encoder
-from stylecore.train.export import export_checkpoint, read_metrics
+from stylecore.train.export import export_checkpoint, read_metrics, weights_filename
 from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights
 from stylecore.weights import load_strict
 
@@ -152,11 +152,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
         }
         shipped = checkpoint_weights(trainer.state_dict(), METHOD_ROLES[args.method])  # the average, if kept
         for role, weights in shipped.items():
-            name = (
-                f"{args.method}.safetensors"
-                if role == "decoder" and args.method == "adain"
-                else f"{args.method}.{role}.safetensors"
-            )
+            name = weights_filename(args.method, args.method, role)
             state = {k: v.detach().half().contiguous() for k, v in weights.items()}
             save_file(state, str(args.out_dir / f".{name}.tmp"), metadata=meta)
             (args.out_dir / f".{name}.tmp").replace(args.out_dir / name)
@@ -176,7 +172,7 @@ def read_snapshot(first: Path) -> dict:
     roles = METHOD_ROLES[method]
     states, meta = {}, {}
     for role in roles:
-        path = first if len(roles) == 1 else first.with_name(f"{method}.{role}.safetensors")
+        path = first.with_name(weights_filename(method, method, role))
         states[role], meta = _read(path)
     return {
         "config": json.loads(meta["config"]),

@@ -48,6 +48,11 @@ def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
     return sha256_file(target)
 
 
+def weights_filename(name: str, method: str, role: str) -> str:
+    """The file one role of shipped weights goes in (see the module docstring)."""
+    return f"{name}.safetensors" if len(METHOD_ROLES[method]) == 1 else f"{name}.{role}.safetensors"
+
+
 def export_checkpoint(
     checkpoint: Path,
     name: str,
@@ -72,7 +77,7 @@ def export_checkpoint(
     arch = {"decoder": config.decoder_arch(), "transformer": TRANSFORMER_ARCH}
     files = []
     for role in roles:
-        filename = f"{name}.safetensors" if len(roles) == 1 else f"{name}.{role}.safetensors"
+        filename = weights_filename(name, method, role)
         digest = _write_fp16(states[role], root / filename)
         files.append({"role": role, "filename": filename, "arch": arch[role], "sha256": digest})
     meta = {

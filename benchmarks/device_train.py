@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from benchmarks._common import SHARED
+from benchmarks._common import ROOT, SHARED
 from benchmarks.quality import split
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.train.export import export_checkpoint, read_metrics, weights_filename
@@ -40,6 +41,7 @@ from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_
 from stylecore.weights import load_strict
 
 ENCODER_FILE = "encoder.safetensors"
+PACK_FILE = "pack.json"  # what pack wrote and from where: the model card's data row
 LAST_LAYER = "conv5_1"  # the deepest layer any loss reads (relu5_1, SANet)
 
 
@@ -61,6 +63,7 @@ def pack(
     from PIL import Image
 
     held_out = _eval_split()
+    counts = {}
     for kind, limit in (("content", max_content), ("style", None)):
         files = sorted(p for p in (datasets / kind).iterdir() if p.stem not in held_out)
         files = [p for p in files if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}][:limit]
@@ -72,7 +75,10 @@ def pack(
                 scale = side / min(img.size)
                 size = (max(side, round(img.width * scale)), max(side, round(img.height * scale)))
                 img.resize(size, Image.Resampling.LANCZOS).save(target / f"{path.stem}.webp", quality=quality)
+        counts[kind] = len(files)
         print(f"{kind}: {len(files)} images -> {target}")
+    source = {"datasets": os.path.relpath(datasets, ROOT), "side": side, "quality": quality, **counts}
+    (out / PACK_FILE).write_text(json.dumps(source) + "\n")
     encoder = encoder or load_encoder("vgg16-hed")
     names = encoder.layer_names[: encoder.layer_names.index(LAST_LAYER) + 1]
     state = {
@@ -126,6 +132,18 @@ def train(args: argparse.Namespace) -> None:
         _train(args, cfg, Path(work) / f"{args.method}.ckpt")
 
 
+def _pack_summary(data: Path) -> str:
+    """The model card's data row for a run on a packed folder (its own path means nothing elsewhere)."""
+    try:
+        p = json.loads((data / PACK_FILE).read_text())
+    except (OSError, ValueError):
+        return f"packed folder {data}"
+    return (
+        f"{p['content']} contents and {p['style']} styles of {p['datasets']} (the evaluation split left "
+        f"out), packed at a short side of {p['side']} px as WebP quality {p['quality']}"
+    )
+
+
 def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
     device = torch.device(args.device)
     t0 = time.monotonic()
@@ -149,6 +167,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
             "step": str(trainer.step),
             "elapsed": f"{trainer.elapsed:.1f}",
             "hardware": hardware,
+            "data": _pack_summary(args.data),
         }
         shipped = checkpoint_weights(trainer.state_dict(), METHOD_ROLES[args.method])  # the average, if kept
         for role, weights in shipped.items():
@@ -174,12 +193,16 @@ def read_snapshot(first: Path) -> dict:
     for role in roles:
         path = first.with_name(weights_filename(method, method, role))
         states[role], meta = _read(path)
+    config = json.loads(meta["config"])
     return {
-        "config": json.loads(meta["config"]),
+        "config": config,
         "step": int(meta["step"]),
         "elapsed": float(meta["elapsed"]),
         "hardware": meta["hardware"],
+        **({"data": meta["data"]} if "data" in meta else {}),
         **states,
+        # the snapshot writer ships the running average whenever the run keeps one
+        **({"ema": states} if config.get("ema_decay") else {}),
     }
 
 
@@ -187,6 +210,8 @@ def export(args: argparse.Namespace) -> None:
     """A snapshot -> catalogued fp16 weights with a model card (as ``stylize weights export``)."""
     ckpt = read_snapshot(Path(args.snapshot))
     meta = {"step": ckpt["step"], "elapsed": ckpt["elapsed"], "hardware": ckpt.pop("hardware")}
+    data = args.data or ckpt.pop("data", None)
+    ckpt.pop("data", None)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "snapshot.ckpt"
         torch.save(ckpt, path)
@@ -195,7 +220,7 @@ def export(args: argparse.Namespace) -> None:
         )
         metrics = read_metrics(args.metrics) if args.metrics else None
         entry = export_checkpoint(
-            path, args.name, root=args.root, hardware=meta["hardware"], metrics=metrics, note=note
+            path, args.name, root=args.root, hardware=meta["hardware"], metrics=metrics, note=note, data=data
         )
     print(json.dumps(entry, indent=2))
 
@@ -231,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--name", required=True)
     e.add_argument("--note", default=None)
     e.add_argument("--metrics", default=None)
+    e.add_argument("--data", default=None, help="the card's data row (default: what the snapshot recorded)")
     e.add_argument("--root", type=Path, default=None, help="weights folder (default: the project's)")
     args = parser.parse_args(argv)
     {"pack": lambda a: pack(a.out, a.side, a.quality, a.max_content), "train": train, "export": export}[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def test_pack_leaves_out_the_evaluation_split_and_scales_the_short_side(packed):
     contents = sorted(p.name for p in (packed / "content").iterdir())
     assert contents == [f"c{i:05d}.webp" for i in range(4)]  # c00013 is held out
     assert len(list((packed / "style").iterdir())) == 4
+    assert json.loads((packed / device_train.PACK_FILE).read_text())["content"] == 4
     with Image.open(packed / "content" / "c00000.webp") as img:
         assert min(img.size) == 48 and img.size == (64, 48)
 
@@ -50,7 +52,8 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     snaps = tmp_path / "snaps"
     device_train.main(
         ["train", "adain", "--data", str(packed), "--out-dir", str(snaps), "--seconds", "120",
-         "--steps", "2", "--size", "32", "--batch", "2", "--device", "cpu", "--log-every", "1"]
+         "--steps", "2", "--size", "32", "--batch", "2", "--device", "cpu", "--log-every", "1",
+         "--set", "ema_decay=0.5"]
     )  # fmt: skip
     assert sorted(p.name for p in snaps.iterdir()) == ["adain.csv", "adain.safetensors"]
     snapshot = device_train.read_snapshot(snaps / "adain.safetensors")
@@ -67,6 +70,8 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     )
     card = (root / "adain-vgg16hed.md").read_text()
     assert "2 steps" in card and "32 px random crops" in card
+    assert "| data | 4 contents and 4 styles of " in card  # the pack's source, not its own path
+    assert "running average of the training weights, decay 0.5" in card  # the snapshot ships it
     monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
     stylizer = get_method("adain").load(catalog=load_catalog(root), device="cpu")
     for k, v in snapshot["decoder"].items():

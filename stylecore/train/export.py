@@ -61,8 +61,11 @@ def export_checkpoint(
     hardware: str | None = None,
     metrics: dict[str, Any] | None = None,
     note: str | None = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
-    """Write the fp16 safetensors and ``<name>.md`` into the weights folder and catalog them."""
+    """Write the fp16 safetensors and ``<name>.md`` into the weights folder and catalog them.
+
+    ``data`` describes the training images where the config's folders would not (a packed copy)."""
     root = Path(root) if root is not None else weights_dir()
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -95,6 +98,7 @@ def export_checkpoint(
         "exported": datetime.now(UTC).strftime("%Y-%m-%d"),
         **({"metrics": metrics} if metrics else {}),
         **({"note": note} if note else {}),
+        **({"data": data} if data else {}),
     }
     entry = {
         "name": name,
@@ -157,6 +161,9 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if config.scale_features
         else "The losses compared raw encoder features."
     )
+    data = meta.get("data") or (
+        f"content: {', '.join(map(str, config.content_dirs))}; style: {', '.join(map(str, config.style_dirs))}"
+    )
     extra = ""
     if config.method == "rast":
         extra = (
@@ -176,7 +183,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | | |
 | --- | --- |
 {file_rows}
-| data | content: {", ".join(map(str, config.content_dirs))}; style: {", ".join(map(str, config.style_dirs))} |
+| data | {data} |
 | held out | {len(config.exclude)} evaluation files (`benchmarks/eval_split.txt`) |
 | steps | {meta["steps"]} |
 | crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.nn import functional as F
 
 from stylecore.errors import ParameterError
-from stylecore.metrics import Metrics, checkerboard, grid_amplitude, ssim, timer
+from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks, ssim, timer
 from stylecore.ops import gram, mean_std
 from tests.conftest import synthetic_image
 
@@ -112,3 +114,18 @@ def test_grid_amplitude_is_the_size_of_the_repeated_tile_in_grey_levels():
     with pytest.raises(ParameterError, match="at least 40 px"):
         grid_amplitude(grey[None, :, :39, :])  # one pixel short: the rule grid_loss uses too
     assert grid_amplitude(grey[None, :, :40, :]).shape == (1,)
+
+
+def test_spectral_peaks_measure_a_stripe_pattern_in_grey_levels_and_ignore_texture():
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 1, 128, 192, generator=gen) * 0.3 + 0.35  # texture with no orientation
+    smooth = F.avg_pool2d(synthetic_image(128, 192, seed=2)[None], 9, stride=1, padding=4)
+    xx = torch.arange(192).float()
+    stripes = 3 * math.sqrt(2) * torch.sin(2 * math.pi * xx / 3.2) / 255  # 3 grey levels RMS
+    grey = smooth.mean(1, keepdim=True)
+    peaks = spectral_peaks(torch.cat([noise, grey, noise + stripes, grey + stripes]))
+    assert peaks[0] < 0.05 and peaks[1] < 0.25, peaks  # under half a grey level RMS
+    assert peaks[2].sqrt() == pytest.approx(3.0, rel=0.2) and peaks[3].sqrt() == pytest.approx(3.0, rel=0.2)
+    # the same stripes slower than min_frequency (16 px) are content layout, not counted
+    slow = 3 * math.sqrt(2) * torch.sin(2 * math.pi * xx / 32) / 255
+    assert spectral_peaks(noise + slow) < 0.05

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from stylecore.train.losses import (
     mean_std_loss,
     normalised_content_loss,
     palette_loss,
+    peaks_loss,
     rast_losses,
     sanet_losses,
     style_difference_loss,
@@ -181,9 +183,8 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style", "structure", "grid", "palette"} and all(
-        v.item() > 0 for v in terms.values()
-    )
+    assert set(terms) == {"content", "style", "structure", "grid", "palette", "peaks"}
+    assert all(v.item() > 0 for k, v in terms.items() if k != "peaks")  # peaks: none in 32 px noise
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
 
@@ -271,6 +272,21 @@ def test_grid_loss_is_the_square_of_the_repeated_tile_and_pulls_it_out():
     assert grid_loss(x.detach() - 1e-6 * x.grad) < loss  # its gradient removes the pattern
 
 
+def test_peaks_loss_takes_stripes_the_inputs_lack_and_pulls_them_out():
+    gen = torch.Generator().manual_seed(3)
+    content = torch.rand(2, 3, 96, 96, generator=gen) * 0.5 + 0.25
+    style = torch.rand(2, 3, 96, 96, generator=gen) * 0.5 + 0.25
+    xx = torch.arange(96).float()
+    stripes = 3 * math.sqrt(2) * torch.sin(2 * math.pi * xx / 3.2) / 255  # 3 grey levels RMS
+    assert float(peaks_loss(content, content, style)) < 0.05
+    out = (content + stripes).requires_grad_(True)
+    loss = peaks_loss(out, content, style)
+    assert float(loss.detach()) == pytest.approx(9.0, rel=0.25)  # 3^2 grey levels squared
+    assert float(peaks_loss(content + stripes, content, style + stripes)) < 0.05  # the style's own
+    loss.backward()
+    assert peaks_loss(out.detach() - 0.02 * out.grad, content, style) < loss / 2  # it removes the stripes
+
+
 def test_palette_loss_counts_colour_offsets_in_grey_levels_and_ignores_layout():
     x = synthetic_image(64, 64, seed=3)[None]
     assert float(palette_loss(x, x.flip(-1).roll(7, dims=-2))) == pytest.approx(0.0, abs=1e-6)
@@ -308,10 +324,11 @@ def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
     terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == {"content", "style", "identity1", "identity2", "structure", "grid", "palette"}
+    assert set(terms) == set(DEFAULT_WEIGHTS["sanet"])
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
     torch.testing.assert_close(terms["grid"], grid_loss(c))  # the output is the content itself
     torch.testing.assert_close(terms["palette"], palette_loss(c, s))
+    torch.testing.assert_close(terms["peaks"], peaks_loss(c, c, s))
     assert float(terms["structure"]) == pytest.approx(0.0, abs=1e-6)
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
@@ -386,7 +403,7 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.from_checkpoint(old)
-    weights = {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0}
+    weights = {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0}
     assert cfg.loss_weights() == weights
     assert cfg.scale_features is False
     # checkpoints from before the upsample setting trained nearest decoders; new runs train bilinear
@@ -409,7 +426,7 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
     assert sanet.loss_weights() == {
         "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0,
-        "structure": 0.0, "grid": 0.0, "palette": 0.0,
+        "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0,
     }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
     assert config(folders, 1, method="sanet", size=64, scale_features=False).scale_features is False
@@ -419,7 +436,7 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="sanet", size=64, gan_weight=1.0)
     # this project's terms are every method's, off by default (the papers' objectives)
-    for term in ("structure", "grid", "palette"):
+    for term in ("structure", "grid", "palette", "peaks"):
         assert all(
             config(folders, 1, method=m, size=128, **{f"{term}_weight": 2}).loss_weights()[term] == 2
             for m in METHODS

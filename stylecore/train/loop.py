@@ -96,6 +96,9 @@ class TrainConfig(BaseModel):
     grid_weight: float | None = Field(
         None, ge=0, description="the output's 2/4/8 px repeated pattern (losses.grid_loss; not in the papers)"
     )
+    peaks_weight: float | None = Field(
+        None, ge=0, description="output spectral peaks the inputs lack (losses.peaks_loss; not in the papers)"
+    )
     palette_weight: float | None = Field(
         None, ge=0, description="RGB mean/std, output vs style (losses.palette_loss; not in the papers)"
     )

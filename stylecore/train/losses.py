@@ -28,7 +28,12 @@ up-convolution" (CVPR 2020), who add a spectral term to stop generators' grid ar
 makes ``stylecore.metrics.grid_amplitude`` a trained-for quantity: judge such weights by eye and by
 the ``checkerboard`` ratio too.
 
-``palette`` (every method; weight 0 by default) is this project's other addition: the mean/std MSE
+``peaks`` (every method; weight 0 by default) penalises a texture the decoder draws whatever the
+style: narrow spectral peaks of the output that neither input has (:func:`peaks_loss`). The shipped
+SANet drew a 3 px horizontal/vertical hatch on every output, which ``grid`` does not see because it
+is not aligned with the upsampling cells.
+
+``palette`` (every method; weight 0 by default) is another addition: the mean/std MSE
 of the output's RGB channels against the style image's, in grey levels, which is AdaIN's style loss
 applied to the pixels. The papers' style losses reach the palette only through relu1_1, which
 ``scale_features`` weighs down ~280x against the raw features: the SANet and RAST decoders trained
@@ -48,7 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylecore.encoders import STYLE_LAYERS, VGGEncoder
-from stylecore.metrics import GRID_PERIODS, periodic_tile
+from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_excess
 from stylecore.ops import adain, mean_std, mean_variance_norm
 from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.scales import scaled
@@ -62,9 +67,9 @@ Feats = Mapping[str, torch.Tensor]
 # Loss weights by method: the papers' / authors' defaults. The keys are the terms each method's loss
 # function returns that enter the objective (the trainer's config can override every one).
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    # "structure", "grid" and "palette" are this project's additions (weight 0 = the paper): see
-    # adain_losses, grid_loss and palette_loss.
-    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0},
+    # "structure", "grid", "palette" and "peaks" are this project's additions (weight 0 = the paper):
+    # see adain_losses, grid_loss, palette_loss and peaks_loss.
+    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0},
     "sanet": {
         "content": 1.0,
         "style": 3.0,
@@ -73,6 +78,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "structure": 0.0,
         "grid": 0.0,
         "palette": 0.0,
+        "peaks": 0.0,
     },
     # The authors' RAST code with these weights ("SANet-replaced") drops the plain content/style
     # losses: the restoration terms replace them. Their "combined" variant keeps them (0.25 each, with
@@ -91,6 +97,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "structure": 0.0,
         "grid": 0.0,
         "palette": 0.0,
+        "peaks": 0.0,
     },
 }
 
@@ -101,6 +108,10 @@ GRID_DESCRIPTION = (
 
 STRUCTURE_DESCRIPTION = (
     "MSE of mean-variance-normalised features at relu2_1 + relu3_1, output vs content (not in the paper)"
+)
+PEAKS_DESCRIPTION = (
+    "mean square, in grey levels, of the output's spectral peaks (power over 30x its ring's level) at "
+    "frequencies where neither the content nor the style has one (not in the paper)"
 )
 PALETTE_DESCRIPTION = (
     "mean/std MSE of the output's RGB channels against the style image's, in grey levels (not in the paper)"
@@ -114,6 +125,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
+        "peaks": PEAKS_DESCRIPTION,
     },
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
@@ -123,6 +135,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
+        "peaks": PEAKS_DESCRIPTION,
     },
     "rast": {
         "content_transitive": "normalised content loss of each path's content restoration to its source",
@@ -138,6 +151,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "structure": STRUCTURE_DESCRIPTION + "; T(s, c) against the style",
         "grid": GRID_DESCRIPTION + " (both outputs)",
         "palette": PALETTE_DESCRIPTION + "; T(s, c) against the content",
+        "peaks": PEAKS_DESCRIPTION + " (both outputs)",
     },
 }
 
@@ -179,6 +193,19 @@ def grid_loss(images: torch.Tensor) -> torch.Tensor:
     x = images.float() * 255
     periods = [p for p in GRID_PERIODS if min(x.shape[-2:]) >= 5 * p]
     return _sum(periodic_tile(x, p).pow(2).mean() for p in periods)
+
+
+def peaks_loss(images: torch.Tensor, *references: torch.Tensor) -> torch.Tensor:
+    """A texture the decoder adds whatever its inputs: the output's spectral peaks
+    (:func:`stylecore.metrics.spectral_excess`, in grey levels squared, batch mean) at frequencies where
+    none of ``references`` (the content and style crops) has one, within one frequency step. A style's
+    own regular strokes, or a content's windows, may come through; a stripe of the decoder's own may not.
+    """
+    excess = spectral_excess(images)
+    with torch.no_grad():
+        theirs = torch.stack([spectral_excess(r) > 0 for r in references]).any(dim=0).float()
+        theirs = F.max_pool2d(F.pad(theirs[:, None], [1] * 4, mode="circular"), 3, stride=1)[:, 0]
+    return (excess * (1 - theirs)).sum(dim=(1, 2)).mean()
 
 
 def palette_loss(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -254,6 +281,7 @@ def adain_losses(
         "structure": structure_term,
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
+        "peaks": peaks_loss(out, content, style),
     }
 
 
@@ -305,6 +333,7 @@ def sanet_losses(
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
+        "peaks": peaks_loss(out, content, style),
     }
 
 
@@ -385,6 +414,7 @@ def rast_losses(
         + normalised_content_loss(m2, ms, STRUCTURE_LAYERS),
         "grid": grid_loss(o1) + grid_loss(o2),
         "palette": palette_loss(o1, style) + palette_loss(o2, content),
+        "peaks": peaks_loss(o1, content, style) + peaks_loss(o2, style, content),
     }
     return terms, RastImages(o1, o2)
 

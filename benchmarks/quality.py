@@ -35,7 +35,7 @@ from stylecore.encoders import load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import read_image, resize_max_side, write_image
 from stylecore.methods import get_method
-from stylecore.metrics import Metrics, checkerboard, grid_amplitude
+from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks
 
 SPLIT = ROOT / "benchmarks" / "eval_split.txt"
 # per image: the grid's detection ratio and its size in grey levels (stylecore.metrics)
@@ -44,6 +44,14 @@ GRID_MEASURES = {"grid": checkerboard, "grid_amp": grid_amplitude}
 
 def grid_measures(image: torch.Tensor) -> dict[str, float]:
     return {name: float(fn(image[None])[0]) for name, fn in GRID_MEASURES.items()}
+
+
+def added_peaks(image: torch.Tensor, content: torch.Tensor) -> float:
+    """Grey levels RMS of the output's spectral peaks that the content lacks (a texture of the
+    decoder's own, such as SANet's 3 px hatch; ``stylecore.metrics.spectral_peaks``)."""
+    if content.shape[-2:] != image.shape[-2:]:
+        content = crop_to(content, image)
+    return float(spectral_peaks(image[None], content[None])[0].sqrt())
 
 
 def split() -> tuple[list[Path], list[Path]]:
@@ -69,7 +77,7 @@ def run_method(
     stylizer = get_method(method).load(weights, device="auto")
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
     f_c, f_s, seconds = [], [], []
-    grids: dict[str, list[float]] = {name: [] for name in GRID_MEASURES}
+    grids: dict[str, list[float]] = {name: [] for name in [*GRID_MEASURES, "peaks"]}
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
@@ -81,6 +89,10 @@ def run_method(
             seconds.append(row["seconds"])
             if not GRID_MEASURES.keys() <= row.keys():  # measured before a grid measure existed
                 row |= grid_measures(read_image(out / method / f"{stem}.png"))
+                cached.write_text(json.dumps(row) + "\n")
+            if "peaks" not in row:  # measured before the peaks measure existed
+                image = read_image(out / method / f"{stem}.png")
+                row["peaks"] = added_peaks(image, read_image(content_path, max_side=size))
                 cached.write_text(json.dumps(row) + "\n")
             for name, values in grids.items():
                 values.append(row[name])
@@ -97,12 +109,13 @@ def run_method(
         f_c.append(float(fc[0]))
         f_s.append(float(fs[0]))
         row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1], **grid_measures(image)}
+        row["peaks"] = added_peaks(image, content)
         for name, values in grids.items():
             values.append(row[name])
         cached.write_text(json.dumps(row) + "\n")
         print(
             f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} grid {row['grid']:.1f} "
-            f"({row['grid_amp']:.2f} levels) {seconds[-1]:.1f} s",
+            f"({row['grid_amp']:.2f} levels) peaks {row['peaks']:.2f} {seconds[-1]:.1f} s",
             flush=True,
         )
     return {
@@ -222,29 +235,32 @@ def main() -> None:
         + f" at {args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
         "",
         "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
-        "| f_s / f_s(content, style) | median grid score | median grid amplitude | s per pair | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| f_s / f_s(content, style) | median grid score | median grid amplitude | median added peaks "
+        "| s per pair | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m, r in results.items():
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
             f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['grid_amp']:.2f} | "
-            f"{r['seconds_per_pair']:.2f} | {r['device']} |"
+            f"{r['peaks']:.2f} | {r['seconds_per_pair']:.2f} | {r['device']} |"
         )
     lines.append(
         f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | "
-        f"{ref['grid(content)']:.1f} | {ref['grid_amp(content)']:.2f} | - | - |"
+        f"{ref['grid(content)']:.1f} | {ref['grid_amp(content)']:.2f} | 0 | - | - |"
     )
     lines.append(
         f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | "
-        f"{ref['grid(style)']:.1f} | {ref['grid_amp(style)']:.2f} | - | - |"
+        f"{ref['grid(style)']:.1f} | {ref['grid_amp(style)']:.2f} | - | - | - |"
     )
     lines += [
         "",
         "Grid score: `stylecore.metrics.checkerboard`, the strength of patterns repeating every 2, 4 or 8 px "
         "(the decoder's upsampling periods), as a ratio over the image's own power at those frequencies; "
         "about 1 means none. Grid amplitude: `stylecore.metrics.grid_amplitude`, the RMS of the repeated "
-        "2, 4 or 8 px tile in grey levels (0-255); non-periodic content leaves about 0.3-0.6.",
+        "2, 4 or 8 px tile in grey levels (0-255); non-periodic content leaves about 0.3-0.6. Added peaks: "
+        "`stylecore.metrics.spectral_peaks` of the output with the content as reference, in grey levels RMS: "
+        "narrow spectral peaks (a stripe or hatch texture, at any period) that the content does not have.",
     ]
     report = "\n".join(lines) + "\n"
     (args.out / "report.md").write_text(report)

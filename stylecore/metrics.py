@@ -270,19 +270,29 @@ def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: fl
     return (excess / ((h * w) ** 2 * hann.square().mean())).view(-1, h, w)
 
 
-def spectral_peaks(images: torch.Tensor, ratio: float = 30.0, min_frequency: float = 1 / 16) -> torch.Tensor:
+def spectral_peaks(
+    images: torch.Tensor, *references: torch.Tensor, ratio: float = 30.0, min_frequency: float = 1 / 16
+) -> torch.Tensor:
     """Peaks in the luminance spectrum, shape (B,): mean square, in 8-bit grey levels squared, of the
     part of the image whose spectral power stands over ``ratio`` times the rest of its ring
-    (:func:`spectral_excess`).
+    (:func:`spectral_excess`), leaving out the frequencies (give or take one step) where any of
+    ``references`` (images of the same size: the content, the style) has a peak of its own.
 
     A decoder that draws one stripe or hatch texture whatever the style puts its power into a few
-    orientations of one frequency, far above the other orientations: SANet's 3 px hatch,
-    horizontal and vertical, leaves about 2.8 grey levels RMS over 30x (RAST 0.3, AdaIN 0.8). Most
-    photos and paintings leave under 1, but some hold real periodic structure (windows, fences,
-    JPEG blocks: up to 20 levels), so compare outputs with their inputs. Unlike
-    :func:`grid_amplitude`, the pattern need not align with the decoder's upsampling cells.
+    orientations of one frequency, far above the other orientations (SANet's 3 px hatch, horizontal
+    and vertical: 150-270x the ring's median), where most photos and paintings stay under about
+    20x. Some hold real periodic structure (windows, fences, JPEG blocks), hence the references.
+    Unlike :func:`grid_amplitude`, the pattern need not align with the decoder's upsampling cells.
+    Differentiable in ``images``.
     """
-    return spectral_excess(images, ratio, min_frequency).sum(dim=(1, 2))
+    excess = spectral_excess(images, ratio, min_frequency)
+    if references:
+        with torch.no_grad():
+            theirs = torch.stack([spectral_excess(r, ratio, min_frequency) > 0 for r in references])
+            theirs = theirs.any(dim=0).float()[:, None]
+            theirs = F.max_pool2d(F.pad(theirs, [1] * 4, mode="circular"), 3, stride=1)[:, 0]
+        excess = excess * (1 - theirs)
+    return excess.sum(dim=(1, 2))
 
 
 @contextmanager

@@ -23,11 +23,14 @@ def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_pat
     first = quality.run_method("adain", None, pairs, 128, 0, out)
     assert first["pairs"] == 2 and first["grid"] > 0 and first["weights"] == "adain-vgg16hed"
     rows = sorted((out / "adain").glob("*.json"))
-    assert len(rows) == 2 and all({"grid", "grid_amp"} <= json.loads(p.read_text()).keys() for p in rows)
+    measures = {"grid", "grid_amp", "peaks"}
+    assert len(rows) == 2 and all(measures <= json.loads(p.read_text()).keys() for p in rows)
 
     # a row written before the grid measures existed: they come from the saved output, nothing reruns
     old = json.loads(rows[0].read_text())
     rows[0].write_text(json.dumps({k: v for k, v in old.items() if k not in ("grid", "grid_amp")}))
+    old_peaks = json.loads(rows[1].read_text())
+    rows[1].write_text(json.dumps({k: v for k, v in old_peaks.items() if k != "peaks"}))
     picture = rows[0].with_suffix(".png")
     before = picture.stat().st_mtime_ns
     again = quality.run_method("adain", None, pairs, 128, 0, out)
@@ -38,3 +41,4 @@ def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_pat
     assert completed == {**old, **quality.grid_measures(read_image(picture))}
     assert completed["grid_amp"] == pytest.approx(old["grid_amp"], abs=0.1)
     assert again["f_c"] == first["f_c"] and again["f_s"] == first["f_s"]
+    assert json.loads(rows[1].read_text())["peaks"] == pytest.approx(old_peaks["peaks"], abs=0.5)

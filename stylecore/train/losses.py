@@ -53,7 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylecore.encoders import STYLE_LAYERS, VGGEncoder
-from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_excess
+from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_peaks
 from stylecore.ops import adain, mean_std, mean_variance_norm
 from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.scales import scaled
@@ -196,16 +196,11 @@ def grid_loss(images: torch.Tensor) -> torch.Tensor:
 
 
 def peaks_loss(images: torch.Tensor, *references: torch.Tensor) -> torch.Tensor:
-    """A texture the decoder adds whatever its inputs: the output's spectral peaks
-    (:func:`stylecore.metrics.spectral_excess`, in grey levels squared, batch mean) at frequencies where
-    none of ``references`` (the content and style crops) has one, within one frequency step. A style's
-    own regular strokes, or a content's windows, may come through; a stripe of the decoder's own may not.
-    """
-    excess = spectral_excess(images)
-    with torch.no_grad():
-        theirs = torch.stack([spectral_excess(r) > 0 for r in references]).any(dim=0).float()
-        theirs = F.max_pool2d(F.pad(theirs[:, None], [1] * 4, mode="circular"), 3, stride=1)[:, 0]
-    return (excess * (1 - theirs)).sum(dim=(1, 2)).mean()
+    """A texture the decoder adds whatever its inputs: the batch mean of
+    :func:`stylecore.metrics.spectral_peaks` (grey levels squared) at frequencies where none of
+    ``references`` (the content and style crops) has a peak. A style's own regular strokes, or a
+    content's windows, may come through; a stripe of the decoder's own may not."""
+    return spectral_peaks(images, *references).mean()
 
 
 def palette_loss(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

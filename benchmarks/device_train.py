@@ -159,6 +159,8 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, ckpt_path: Path) -> None:
         f"loaded in {time.monotonic() - t0:.1f} s on {hardware}",
         flush=True,
     )
+    for note in trainer.notes:
+        print(f"{args.method}: {note}", flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     def snapshot(ckpt: Path) -> None:

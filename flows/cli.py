@@ -497,6 +497,8 @@ def train(
         f"{len(held_out)} held out, device {trainer.device}, log {out.with_suffix('.csv')}\n"
         f"loss weights: {weights}"
     )
+    for note in trainer.notes:
+        console.print(note)
     shown = [t for t, w in cfg.loss_weights().items() if w] + (["disc"] if method == "rast" else [])
 
     def show(row: dict[str, float]) -> None:

@@ -30,3 +30,13 @@ def describe_device(device: str | torch.device = "cpu") -> str:
     if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 kernels (oneDNN: AVX512-BF16 or AMX). Without them, bf16
+    autocast on the CPU is emulated and runs far slower than fp32 (a SANet training step at 256 px:
+    over 3 minutes against 39 s on an AVX2-only CPU)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -646,3 +646,14 @@ def test_cli_train_saves_a_checkpoint_on_sigterm(folders, tmp_path):
     assert proc.returncode == 1, rest
     step = int(re.search(r"interrupted at step (\d+); checkpoint saved", rest).group(1))
     assert step >= 10 and torch.load(out, weights_only=True)["step"] == step
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_on_a_cpu_only_with_native_kernels(
+    folders, tmp_path, random_encoder, monkeypatch, native
+):
+    monkeypatch.setattr("stylecore.train.loop.cpu_has_bf16", lambda: native)
+    trainer = Trainer(config(folders, 1, amp=True), tmp_path / "r.ckpt", device="cpu", encoder=random_encoder)
+    # emulated bf16 runs several times slower than fp32: the run says so and records fp32
+    assert trainer.cfg.amp is native and bool(trainer.notes) is not native
+    assert trainer.state_dict()["config"]["amp"] is native

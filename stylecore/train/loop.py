@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
-from stylecore.device import describe_device, resolve_device
+from stylecore.device import cpu_has_bf16, describe_device, resolve_device
 from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.methods.sanet import Transform
@@ -122,7 +122,9 @@ class TrainConfig(BaseModel):
         "checkpoints written before this setting existed are nearest",
     )
     seed: int = 0
-    amp: bool = Field(True, description="bf16 autocast for forward passes")
+    amp: bool = Field(
+        True, description="bf16 autocast for forward passes (on a CPU only where it has native bf16 kernels)"
+    )
     channels_last: bool = Field(True, description="NHWC tensors (faster bf16 convolutions); same results")
     init_from: Path | None = Field(
         None,
@@ -209,9 +211,14 @@ class Trainer:
         self, config: TrainConfig, out: Path, *, device: str = "auto", encoder: VGGEncoder | None = None
     ) -> None:
         config.check_size()
-        self.cfg = config
         self.out = Path(out)
         self.device = resolve_device(device)
+        self.notes: list[str] = []  # what the run decided on its own, for the caller to show
+        if config.amp and self.device.type == "cpu" and not cpu_has_bf16():
+            # the checkpoint and model card then say fp32, which is what ran
+            config = config.model_copy(update={"amp": False})
+            self.notes.append("bf16 autocast off: this CPU has no native bf16 kernels, where fp32 is faster")
+        self.cfg = config
         self.encoder = (encoder or load_encoder(config.encoder)).to(self.device)
         if self.encoder.name != config.encoder:
             raise ParameterError(f"encoder {self.encoder.name!r} given, the config names {config.encoder!r}")

@@ -20,6 +20,7 @@ import torch
 
 from benchmarks._common import SHARED
 from stylecore.encoders import load_encoder
+from stylecore.train import loop
 from stylecore.train.loop import TrainConfig, Trainer
 
 VARIANTS = [
@@ -46,6 +47,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # measure bf16 itself even on a CPU where training falls back to fp32 (no native bf16 kernels)
+    native = loop.cpu_has_bf16()
+    loop.cpu_has_bf16 = lambda: True
     encoder = load_encoder("vgg16-hed")
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +69,10 @@ def main() -> None:
                 per_step = (time.perf_counter() - t0) / args.steps
                 best[name] = min(best.get(name, float("inf")), per_step)
     base = best[VARIANTS[0][0]]
-    print(f"{args.method}, batch {args.batch} at {args.size} px, {args.threads} threads, CPU")
+    print(
+        f"{args.method}, batch {args.batch} at {args.size} px, {args.threads} threads, CPU "
+        f"({'native' if native else 'no native'} bf16 kernels; training uses bf16 only with them)"
+    )
     print(f"{'variant':<10} {'s/step':>7} {'speed-up':>9}")
     for name, _ in VARIANTS:
         print(f"{name:<10} {best[name]:7.2f} {base / best[name]:8.2f}x")

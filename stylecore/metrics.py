@@ -159,6 +159,19 @@ GRID_PERIODS = (2, 4, 8)  # the decoder's three x2 upsamplings repeat with these
 _FLOOR = 4  # half-width of the frequency neighbourhood that gives each peak's noise floor
 
 
+def _windowed_power(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The power spectrum of (..., H, W) grey levels minus their mean under a 2-D Hann window, and the
+    window. Without the window the jump between opposite borders puts a cross of energy on the
+    frequency axes, which would read as peaks at (0, l) and (k, 0)."""
+    h, w = grey.shape[-2:]
+    window = torch.outer(
+        torch.hann_window(h, periodic=True, dtype=grey.dtype, device=grey.device),
+        torch.hann_window(w, periodic=True, dtype=grey.dtype, device=grey.device),
+    )
+    spectrum = torch.fft.fft2((grey - grey.mean(dim=(-2, -1), keepdim=True)) * window)
+    return spectrum.real.square() + spectrum.imag.square(), window
+
+
 def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) -> torch.Tensor:
     """Grid/checkerboard artefact strength of each image, shape (B,): ~1 means none.
 
@@ -177,14 +190,7 @@ def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) 
     h, w = (grey.shape[-2] // step) * step, (grey.shape[-1] // step) * step
     if min(h, w) // step < 2 * _FLOOR + 1:
         raise ParameterError(f"checkerboard needs images of at least {step * (2 * _FLOOR + 1)} px a side")
-    grey = grey[..., :h, :w].double()[:, 0]
-    # a Hann window: without it the jump between opposite borders puts a cross of energy on the
-    # frequency axes, which would read as peaks at (0, l/p) and (k/p, 0)
-    window = torch.outer(
-        torch.hann_window(h, periodic=True, dtype=grey.dtype, device=grey.device),
-        torch.hann_window(w, periodic=True, dtype=grey.dtype, device=grey.device),
-    )
-    power = torch.fft.fft2((grey - grey.mean(dim=(-2, -1), keepdim=True)) * window).abs() ** 2
+    power, _ = _windowed_power(grey[..., :h, :w].double()[:, 0])
     offsets = torch.arange(-_FLOOR, _FLOOR + 1, device=power.device)
     ring = torch.ones(2 * _FLOOR + 1, 2 * _FLOOR + 1, dtype=torch.bool, device=power.device)
     ring[_FLOOR, _FLOOR] = False
@@ -249,11 +255,8 @@ def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: fl
     """
     grey = (luminance(images) if images.shape[1] == 3 else images).float() * 255
     h, w = grey.shape[-2:]
-    hann = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
-    hann = hann.to(grey.device)
-    x = (grey - grey.mean(dim=(-2, -1), keepdim=True)) * hann  # the window keeps edges from leaking
-    spectrum = torch.fft.fft2(x)[:, 0]
-    power = (spectrum.real.square() + spectrum.imag.square()).flatten(1)  # (B, h*w)
+    power, hann = _windowed_power(grey[:, 0])
+    power = power.flatten(1)  # (B, h*w)
     with torch.no_grad():
         fy, fx = torch.fft.fftfreq(h, device=grey.device), torch.fft.fftfreq(w, device=grey.device)
         radius = torch.hypot(fy[:, None], fx[None, :]).flatten()

@@ -214,9 +214,8 @@ class Trainer:
         self.out = Path(out)
         self.device = resolve_device(device)
         self.notes: list[str] = []  # what the run decided on its own, for the caller to show
-        if config.amp and self.device.type == "cpu" and not cpu_has_bf16():
-            # the checkpoint and model card then say fp32, which is what ran
-            config = config.model_copy(update={"amp": False})
+        self._bf16 = self.device.type != "cpu" or cpu_has_bf16()
+        if config.amp and not self._bf16:
             self.notes.append("bf16 autocast off: this CPU has no native bf16 kernels, where fp32 is faster")
         self.cfg = config
         self.encoder = (encoder or load_encoder(config.encoder)).to(self.device)
@@ -412,6 +411,16 @@ class Trainer:
         self._update_ema()
         self.step += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}, **extra}
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, config: TrainConfig) -> None:
+        # without native kernels bf16 is emulated and slow: run fp32, and the checkpoint and model
+        # card say so (whenever the config is set, also by a caller changing it mid-run)
+        self._cfg = config.model_copy(update={"amp": False}) if config.amp and not self._bf16 else config
 
     def _autocast(self) -> torch.autocast:
         dtype = torch.bfloat16 if self.cfg.amp else torch.float32

@@ -54,6 +54,15 @@ def added_peaks(image: torch.Tensor, content: torch.Tensor) -> float:
     return float(spectral_peaks(image[None], content[None])[0].sqrt())
 
 
+# the per-image measures of an output, whose medians the report gives
+IMAGE_MEASURES = (*GRID_MEASURES, "peaks")
+
+
+def image_measures(image: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
+    """An output's grid measures and added peaks (``IMAGE_MEASURES``)."""
+    return {**grid_measures(image), "peaks": added_peaks(image, content)}
+
+
 def split() -> tuple[list[Path], list[Path]]:
     names = [
         line.strip() for line in SPLIT.read_text().splitlines() if line.strip() and not line.startswith("#")
@@ -77,7 +86,7 @@ def run_method(
     stylizer = get_method(method).load(weights, device="auto")
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
     f_c, f_s, seconds = [], [], []
-    grids: dict[str, list[float]] = {name: [] for name in [*GRID_MEASURES, "peaks"]}
+    grids: dict[str, list[float]] = {name: [] for name in IMAGE_MEASURES}
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
@@ -87,12 +96,9 @@ def run_method(
             f_c.append(row["f_c"])
             f_s.append(row["f_s"])
             seconds.append(row["seconds"])
-            if not GRID_MEASURES.keys() <= row.keys():  # measured before a grid measure existed
-                row |= grid_measures(read_image(out / method / f"{stem}.png"))
-                cached.write_text(json.dumps(row) + "\n")
-            if "peaks" not in row:  # measured before the peaks measure existed
+            if not set(IMAGE_MEASURES) <= row.keys():  # measured before a measure existed: from the PNG
                 image = read_image(out / method / f"{stem}.png")
-                row["peaks"] = added_peaks(image, read_image(content_path, max_side=size))
+                row = image_measures(image, read_image(content_path, max_side=size)) | row  # keeps the old
                 cached.write_text(json.dumps(row) + "\n")
             for name, values in grids.items():
                 values.append(row[name])
@@ -108,8 +114,8 @@ def run_method(
         fc, fs = metrics.scores(image[None], content[None], style[None])
         f_c.append(float(fc[0]))
         f_s.append(float(fs[0]))
-        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1], **grid_measures(image)}
-        row["peaks"] = added_peaks(image, content)
+        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1]}
+        row |= image_measures(image, content)
         for name, values in grids.items():
             values.append(row[name])
         cached.write_text(json.dumps(row) + "\n")

@@ -24,7 +24,7 @@ from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
-from stylecore.train.loop import METHODS, TrainConfig, Trainer, log_columns
+from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
     adain_losses,
@@ -332,6 +332,12 @@ def test_sanet_losses_by_hand():
     assert float(terms["structure"]) == pytest.approx(0.0, abs=1e-6)
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
+    # identity=False skips the identity passes and nothing else
+    mixed = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s)
+    without = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
+    assert set(without) == set(mixed) - {"identity1", "identity2"}
+    for name, value in without.items():
+        torch.testing.assert_close(value, mixed[name], msg=name)
 
 
 class MixTransform(torch.nn.Module):
@@ -524,6 +530,38 @@ def test_sanet_rast_killed_and_resumed_run_equals_uninterrupted(
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{name}.{k}")
     header, *rows = (tmp_path / "part.csv").read_text().splitlines()
     assert header.split(",") == log_columns(method) and [r.split(",")[0] for r in rows] == ["1", "2"]
+
+
+@pytest.mark.parametrize("method", ["sanet", "rast"])
+def test_frozen_transformer_stays_and_unweighted_identity_passes_are_skipped(
+    folders, tmp_path, random_encoder, tiny_crops, one_thread, method
+):
+    cfg = small_config(folders, method, 2, freeze="transformer", identity1_weight=0, identity2_weight=0)
+    assert cfg.freeze == ["transformer"]
+    trainer = Trainer(cfg, tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
+    before = {
+        r: {k: v.clone() for k, v in trainer.models[r].state_dict().items()} for r in METHOD_ROLES[method]
+    }
+    trainer.run()
+    for name, value in trainer.transformer.state_dict().items():
+        torch.testing.assert_close(value, before["transformer"][name], rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(v, before["decoder"][k]) for k, v in trainer.decoder.state_dict().items())
+    trained = {id(p) for group in trainer.opt.param_groups for p in group["params"]}
+    assert trained == {id(p) for p in trainer.decoder.parameters()}
+    header, *rows = (tmp_path / "run.csv").read_text().splitlines()
+    cells = [dict(zip(header.split(","), row.split(","), strict=True)) for row in rows]
+    assert [c["step"] for c in cells] == ["1", "2"]
+    assert all(c["identity1"] == c["identity2"] == "" and float(c["content"]) > 0 for c in cells)
+    export_checkpoint(tmp_path / "run.ckpt", "tuned", root=tmp_path / "weights")
+    card = (tmp_path / "weights" / "tuned.md").read_text()
+    assert "| kept fixed | transformer: at its seeded initialisation" in card and "| identity1 | 0 |" in card
+
+
+def test_freeze_keeps_something_to_train(folders):
+    with pytest.raises(ValidationError, match="keep one of them"):
+        config(folders, 1, method="sanet", size=64, freeze=["decoder", "transformer"])
+    with pytest.raises(ValidationError, match="adain trains decoder"):
+        config(folders, 1, freeze="transformer")
 
 
 @pytest.mark.parametrize("method", ["sanet", "rast"])

@@ -176,6 +176,12 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if "ema_decay" in meta
         else ""
     )
+    start = f"as loaded from `{config.init_from}`" if config.init_from else "at its seeded initialisation"
+    frozen = (
+        f"| kept fixed | {', '.join(config.freeze)}: {start}, not trained (`freeze`) |\n"
+        if config.freeze
+        else ""
+    )
     return f"""# {name}
 
 {METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained by this project.
@@ -190,7 +196,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | batch | {config.batch} |
 | decoder upsampling | {config.upsample} (`stylecore/decoders.py`) |
 | optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
-{extra}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
+{extra}{frozen}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |
 | training time | {minutes:.0f} min of compute |
 | licence | MIT (weights); the training images keep their own licences and are not redistributed |

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
@@ -126,6 +126,11 @@ class TrainConfig(BaseModel):
         True, description="bf16 autocast for forward passes (on a CPU only where it has native bf16 kernels)"
     )
     channels_last: bool = Field(True, description="NHWC tensors (faster bf16 convolutions); same results")
+    freeze: list[Literal["decoder", "transformer"]] = Field(
+        default_factory=list,
+        description="networks kept as they start (with init_from): e.g. [transformer] fine-tunes the "
+        "decoder alone, at about half the cost of a step",
+    )
     init_from: Path | None = Field(
         None,
         description="start from these weights: a catalog name, or a shipped fp16 file (adain: the "
@@ -159,7 +164,17 @@ class TrainConfig(BaseModel):
             )
         if self.method != "rast" and (self.d_lr is not None or self.gan_scales != 3):
             raise ValueError("d_lr and gan_scales apply to rast only")
+        roles = METHOD_ROLES[self.method]
+        if not set(self.freeze) < set(roles):
+            raise ValueError(
+                f"freeze {self.freeze}: {self.method} trains {', '.join(roles)}; keep one of them"
+            )
         return self
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # --set freeze=transformer
 
     @classmethod
     def from_checkpoint(cls, stored: dict[str, Any]) -> TrainConfig:
@@ -239,7 +254,9 @@ class Trainer:
             module.to(self.device, memory_format=self.memory_format).train()
         if config.init_from is not None:
             self._init_from(config.init_from)
-        generator = [self.models[k] for k in self.generator_roles]
+        for role in config.freeze:
+            self.models[role].requires_grad_(False)
+        generator = [self.models[k] for k in self.generator_roles if k not in config.freeze]
         if len(generator) == 1:
             self.optimizers = {"optimizer": torch.optim.Adam(generator[0].parameters(), lr=config.lr)}
         else:  # one parameter group per module, as the authors' SANet/RAST code
@@ -379,14 +396,14 @@ class Trainer:
             scale = bool(self.cfg.scale_features)
             if method == "adain":
                 terms = adain_losses(self.encoder, m["decoder"], content, style, scale_features=scale)
-            elif method == "sanet":
-                terms = sanet_losses(
-                    self.encoder, m["transformer"], m["decoder"], content, style, scale_features=scale
-                )
             else:
-                terms, images = rast_losses(
-                    self.encoder, m["transformer"], m["decoder"], content, style, scale_features=scale
-                )
+                # terms at weight 0 are logged, except the identity pair: its passes cost most of a step
+                nets = (self.encoder, m["transformer"], m["decoder"], content, style)
+                identity = bool(self.weights["identity1"] or self.weights["identity2"])
+                if method == "sanet":
+                    terms = sanet_losses(*nets, scale_features=scale, identity=identity)
+                else:
+                    terms, images = rast_losses(*nets, scale_features=scale, identity=identity)
         if method == "rast":
             extra["disc"] = self._discriminator_step(content, style, images)
             discs = (m["disc_style"], m["disc_content"])
@@ -492,9 +509,7 @@ class Trainer:
                         "lr": _lr(self.cfg, self.step),
                         **terms,
                     }
-                    writer.writerow(
-                        [f"{row[k]:.6g}" if isinstance(row[k], float) else row[k] for k in columns]
-                    )
+                    writer.writerow([_cell(row.get(k, "")) for k in columns])
                     fh.flush()
                     if on_log:
                         on_log(row)
@@ -503,6 +518,11 @@ class Trainer:
                     save()
                     last_ckpt = time.monotonic()
         return save()
+
+
+def _cell(value: Any) -> Any:
+    """A log cell: floats to 6 significant digits; a term the step did not compute stays empty."""
+    return f"{value:.6g}" if isinstance(value, float) else value
 
 
 def checkpoint_weights(state: Mapping[str, Any], roles: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:

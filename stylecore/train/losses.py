@@ -310,21 +310,27 @@ def sanet_losses(
     style: torch.Tensor,
     *,
     scale_features: bool = False,
+    identity: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
     of ``decode(T(c, s))`` and the two identity losses; and this project's additions (weight 0 by
-    default): the structure term (as :func:`adain_losses`'), :func:`grid_loss` and
-    :func:`palette_loss` of the output. Unweighted terms."""
+    default): the structure term (as :func:`adain_losses`'), :func:`grid_loss`,
+    :func:`palette_loss` and :func:`peaks_loss` of the output. Unweighted terms.
+
+    ``identity=False`` leaves the identity terms out: their two extra decoder and encoder passes
+    are most of a step's cost, wasted when both their weights are 0."""
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():  # the encoder is frozen and the inputs are data: no graph needed here
         fc = encoder(content, STYLE_LAYERS)
         fs = encoder(style, STYLE_LAYERS)
     out = decoder(transfer(transformer, fc, fs))
     fo, mc = measure(encoder(out, STYLE_LAYERS)), measure(fc)
+    images, feats = (content, style), (fc, fs)
+    ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
     return {
         "content": normalised_content_loss(fo, mc),
         "style": style_loss(fo, measure(fs)),
-        **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
+        **ident,
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
@@ -359,6 +365,7 @@ def rast_losses(
     style: torch.Tensor,
     *,
     scale_features: bool = False,
+    identity: bool = True,
 ) -> tuple[dict[str, torch.Tensor], RastImages]:
     """RAST's generator terms (all but the GAN term, which needs the discriminators) and the two outputs.
 
@@ -375,7 +382,8 @@ def rast_losses(
     terms between the two paths); the SANet identity losses; this project's structure term,
     :func:`grid_loss` and :func:`palette_loss` of both outputs (weight 0 by default); and, for
     logging (weight 0 by default, as in the authors' final code), SANet's content/style losses of both
-    outputs. ``Lc`` is :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`.
+    outputs. ``Lc`` is :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`. ``identity=False``
+    leaves the identity terms out (as :func:`sanet_losses`).
     """
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
@@ -395,6 +403,8 @@ def rast_losses(
     o2, f2, m2 = stylize(fs, fc)
     _, _, mrc2 = stylize(fc, f2)
     _, _, mrs2 = stylize(f2, fs)
+    images, feats = (content, style), (fc, fs)
+    ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
 
     terms = {
         "content_transitive": normalised_content_loss(mrc1, mc) + normalised_content_loss(mrs2, ms),
@@ -402,7 +412,7 @@ def rast_losses(
         "style_diff": style_difference_loss(m1, mc) + style_difference_loss(m2, ms),
         "content_restoration": normalised_content_loss(mrc1, mrc2) + normalised_content_loss(mrs1, mrs2),
         "style_restoration": style_loss(mrc1, mrc2) + style_loss(mrs1, mrs2),
-        **identity_losses(encoder, transformer, decoder, (content, style), (fc, fs), measure),
+        **ident,
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
         "style": style_loss(m1, ms) + style_loss(m2, mc),
         "structure": normalised_content_loss(m1, mc, STRUCTURE_LAYERS)

@@ -496,6 +496,8 @@ def train(
         f"training {method}: {len(trainer.content.pool)} contents, {len(trainer.style.pool)} styles, "
         f"{len(held_out)} held out, device {trainer.device}, log {out.with_suffix('.csv')}\n"
         f"loss weights: {weights}"
+        + (f"; style layers {cfg.style_layers}" if cfg.style_layers else "")
+        + (f"; kept fixed: {', '.join(cfg.freeze)}" if cfg.freeze else "")
     )
     for note in trainer.notes:
         console.print(note)

@@ -555,6 +555,31 @@ def test_frozen_transformer_stays_and_unweighted_identity_passes_are_skipped(
     export_checkpoint(tmp_path / "run.ckpt", "tuned", root=tmp_path / "weights")
     card = (tmp_path / "weights" / "tuned.md").read_text()
     assert "| kept fixed | transformer: at its seeded initialisation" in card and "| identity1 | 0 |" in card
+    assert "style_layers" not in card
+
+
+def test_style_layer_weights_scale_their_layers_only(folders):
+    c, s = two_images()
+    a, b = {k: c for k in STYLE_LAYERS}, {k: s for k in STYLE_LAYERS}
+    per_layer = {k: mean_std_loss(c, s) for k in STYLE_LAYERS}
+    weighted = style_loss(a, b, weights={"relu1_1": 10.0, "relu5_1": 0.0})
+    torch.testing.assert_close(
+        weighted, 10 * per_layer["relu1_1"] + sum(per_layer[k] for k in STYLE_LAYERS[1:4])
+    )
+    plain = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
+    heavy = sanet_losses(
+        PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False, style_layers={"relu2_1": 3}
+    )
+    out = {k: 0.5 * c + 0.5 * s.flip(-1) for k in STYLE_LAYERS}
+    torch.testing.assert_close(heavy["style"] - plain["style"], 2 * mean_std_loss(out["relu2_1"], s))
+    assert float(heavy["content"]) == float(plain["content"])
+    assert config(folders, 1, method="sanet", size=64, style_layers={"relu5_1": 2}).style_layers == {
+        "relu5_1": 2
+    }
+    with pytest.raises(ValidationError, match="style layers"):
+        config(folders, 1, style_layers={"relu5_1": 2})  # AdaIN's style loss stops at relu4_1
+    with pytest.raises(ValidationError, match="style layers"):
+        config(folders, 1, method="sanet", size=64, style_layers={"relu2_1": -1})
 
 
 def test_freeze_keeps_something_to_train(folders):

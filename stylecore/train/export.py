@@ -138,6 +138,13 @@ def read_metrics(path: Path | str) -> dict[str, Any]:
     return flat
 
 
+def _layer_note(term: str, config: TrainConfig) -> str:
+    if term != "style" or not config.style_layers:
+        return ""
+    named = ", ".join(f"{k} x{v:g}" for k, v in config.style_layers.items())
+    return f"; layers weighted {named}, the others x1 (`style_layers`, not in the paper)"
+
+
 def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list[dict[str, Any]]) -> str:
     metrics = meta.get("metrics")
     metric_lines = (
@@ -153,7 +160,8 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
     )
     descriptions = TERM_DESCRIPTIONS[config.method]
     loss_rows = "\n".join(
-        f"| {term} | {weight:g} | {descriptions[term]} |" for term, weight in meta["loss_weights"].items()
+        f"| {term} | {weight:g} | {descriptions[term]}{_layer_note(term, config)} |"
+        for term, weight in meta["loss_weights"].items()
     )
     scaling = (
         "Features were divided by each layer's mean activation before the losses compared them "

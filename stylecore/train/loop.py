@@ -28,12 +28,13 @@ from torch import nn
 
 from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
 from stylecore.device import cpu_has_bf16, describe_device, resolve_device
-from stylecore.encoders import VGGEncoder, load_encoder
+from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.methods.sanet import Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
 from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.losses import (
+    ADAIN_STYLE_LAYERS,
     DEFAULT_WEIGHTS,
     adain_losses,
     rast_discriminator_loss,
@@ -102,6 +103,11 @@ class TrainConfig(BaseModel):
     palette_weight: float | None = Field(
         None, ge=0, description="RGB mean/std, output vs style (losses.palette_loss; not in the papers)"
     )
+    style_layers: dict[str, float] = Field(
+        default_factory=dict,
+        description="weights of the style term's layers, e.g. {relu1_1: 10, relu2_1: 10}; layers not named "
+        "weigh 1, as in the papers (losses module docstring)",
+    )
     ema_decay: float = Field(
         0.0,
         ge=0,
@@ -164,6 +170,13 @@ class TrainConfig(BaseModel):
             )
         if self.method != "rast" and (self.d_lr is not None or self.gan_scales != 3):
             raise ValueError("d_lr and gan_scales apply to rast only")
+        layers = ADAIN_STYLE_LAYERS if self.method == "adain" else STYLE_LAYERS
+        unknown = sorted(set(self.style_layers) - set(layers))
+        if unknown or any(w < 0 for w in self.style_layers.values()):
+            raise ValueError(
+                f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
+                f"({', '.join(layers)})"
+            )
         roles = METHOD_ROLES[self.method]
         if not set(self.freeze) < set(roles):
             raise ValueError(
@@ -393,17 +406,21 @@ class Trainer:
         method, m = self.cfg.method, self.models
         extra: dict[str, float] = {}
         with self._autocast():
-            scale = bool(self.cfg.scale_features)
+            scale, layers = bool(self.cfg.scale_features), self.cfg.style_layers
             if method == "adain":
-                terms = adain_losses(self.encoder, m["decoder"], content, style, scale_features=scale)
+                terms = adain_losses(
+                    self.encoder, m["decoder"], content, style, scale_features=scale, style_layers=layers
+                )
             else:
                 # terms at weight 0 are logged, except the identity pair: its passes cost most of a step
                 nets = (self.encoder, m["transformer"], m["decoder"], content, style)
                 identity = bool(self.weights["identity1"] or self.weights["identity2"])
                 if method == "sanet":
-                    terms = sanet_losses(*nets, scale_features=scale, identity=identity)
+                    terms = sanet_losses(*nets, scale_features=scale, identity=identity, style_layers=layers)
                 else:
-                    terms, images = rast_losses(*nets, scale_features=scale, identity=identity)
+                    terms, images = rast_losses(
+                        *nets, scale_features=scale, identity=identity, style_layers=layers
+                    )
         if method == "rast":
             extra["disc"] = self._discriminator_step(content, style, images)
             discs = (m["disc_style"], m["disc_content"])

@@ -33,6 +33,11 @@ style: narrow spectral peaks of the output that neither input has (:func:`peaks_
 SANet drew a 3 px horizontal/vertical hatch on every output, which ``grid`` does not see because it
 is not aligned with the upsampling cells.
 
+``style_layers`` (every method; all 1 by default, as the papers) weighs the layers of the ``style``
+term. With ``scale_features`` the shallow layers count ~250x less than they did on raw features, while
+the seed's f_s sums raw-feature distances and is mostly relu1_1/relu2_1: a decoder that loses fine
+texture barely pays for it in training, but its f_s rises.
+
 ``palette`` (every method; weight 0 by default) is another addition: the mean/std MSE
 of the output's RGB channels against the style image's, in grey levels, which is AdaIN's style loss
 applied to the pixels. The papers' style losses reach the palette only through relu1_1, which
@@ -166,9 +171,13 @@ def mean_std_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
 
 
-def style_loss(a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS) -> torch.Tensor:
-    """Sum over ``layers`` of :func:`mean_std_loss` (SANet's / RAST's ``calc_style_loss`` summed)."""
-    return _sum(mean_std_loss(a[k], b[k]) for k in layers)
+def style_loss(
+    a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS, weights: Mapping[str, float] | None = None
+) -> torch.Tensor:
+    """Sum over ``layers`` of :func:`mean_std_loss` (SANet's / RAST's ``calc_style_loss`` summed),
+    each layer times its entry in ``weights`` (default 1; the module docstring's ``style_layers``)."""
+    weights = weights or {}
+    return _sum(weights.get(k, 1.0) * mean_std_loss(a[k], b[k]) for k in layers)
 
 
 def normalised_content_loss(
@@ -248,6 +257,7 @@ def adain_losses(
     style: torch.Tensor,
     *,
     scale_features: bool = False,
+    style_layers: Mapping[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Huang & Belongie 2017, eq. 11-13: content MSE to the AdaIN target t at relu4_1, and the style
     mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms.
@@ -268,7 +278,7 @@ def adain_losses(
     out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
     style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
-    style_term = sum(mean_std_loss(out_feats[k], style_feats[k]) for k in ADAIN_STYLE_LAYERS)
+    style_term = style_loss(out_feats, style_feats, ADAIN_STYLE_LAYERS, style_layers)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     return {
         "content": content_term,
@@ -311,6 +321,7 @@ def sanet_losses(
     *,
     scale_features: bool = False,
     identity: bool = True,
+    style_layers: Mapping[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
     of ``decode(T(c, s))`` and the two identity losses; and this project's additions (weight 0 by
@@ -329,7 +340,7 @@ def sanet_losses(
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
     return {
         "content": normalised_content_loss(fo, mc),
-        "style": style_loss(fo, measure(fs)),
+        "style": style_loss(fo, measure(fs), weights=style_layers),
         **ident,
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),
@@ -366,6 +377,7 @@ def rast_losses(
     *,
     scale_features: bool = False,
     identity: bool = True,
+    style_layers: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], RastImages]:
     """RAST's generator terms (all but the GAN term, which needs the discriminators) and the two outputs.
 
@@ -414,7 +426,7 @@ def rast_losses(
         "style_restoration": style_loss(mrc1, mrc2) + style_loss(mrs1, mrs2),
         **ident,
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
-        "style": style_loss(m1, ms) + style_loss(m2, mc),
+        "style": style_loss(m1, ms, weights=style_layers) + style_loss(m2, mc, weights=style_layers),
         "structure": normalised_content_loss(m1, mc, STRUCTURE_LAYERS)
         + normalised_content_loss(m2, ms, STRUCTURE_LAYERS),
         "grid": grid_loss(o1) + grid_loss(o2),

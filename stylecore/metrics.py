@@ -243,6 +243,39 @@ def grid_amplitude(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS
     return torch.stack(out, dim=1).max(dim=1).values.float()
 
 
+def frequency_radius(h: int, w: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The frequency, in cycles per pixel, of each bin of an unshifted (h, w) FFT; 1 / it is the period."""
+    fy, fx = torch.fft.fftfreq(h, device=device), torch.fft.fftfreq(w, device=device)
+    return torch.hypot(fy[:, None], fx[None, :])
+
+
+def _ring_power(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windowed power of (B, h, w) grey levels, flattened to (B, h*w); each bin's ring level (the
+    geometric mean of the power of the bins at its radius, rings 1 / short side cycles/px wide; no
+    gradient); the bins' radii; and the window."""
+    h, w = grey.shape[-2:]
+    power, hann = _windowed_power(grey)
+    power = power.flatten(1)
+    with torch.no_grad():
+        radius = frequency_radius(h, w, grey.device).flatten()
+        ring = (radius * min(h, w)).long()
+        count = torch.zeros(int(ring.max()) + 1, device=grey.device)
+        count.index_add_(0, ring, torch.ones_like(radius))
+        log_sum = torch.zeros(power.shape[0], count.numel(), device=grey.device)
+        log_sum.index_add_(1, ring, power.clamp_min(1e-12).log())
+        level = (log_sum / count).exp()[:, ring]
+    return power, level, radius, hann
+
+
+def peak_ratio(images: torch.Tensor) -> torch.Tensor:
+    """Per frequency, the luminance's spectral power over its ring's level (:func:`spectral_excess`),
+    shape (B, h, w), unshifted FFT layout. A stripe stands far above its ring; natural images' bins
+    mostly stay within 20x or so."""
+    grey = (luminance(images) if images.shape[1] == 3 else images).float() * 255
+    power, level, _, _ = _ring_power(grey[:, 0])
+    return (power / level).view(-1, *grey.shape[-2:])
+
+
 def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: float = 1 / 16) -> torch.Tensor:
     """Per frequency, the luminance's spectral power above the level of its ring where it is a peak (over
     ``ratio`` times that level, or next to such a frequency: the window's spread), else 0; shape
@@ -255,17 +288,8 @@ def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: fl
     """
     grey = (luminance(images) if images.shape[1] == 3 else images).float() * 255
     h, w = grey.shape[-2:]
-    power, hann = _windowed_power(grey[:, 0])
-    power = power.flatten(1)  # (B, h*w)
+    power, level, radius, hann = _ring_power(grey[:, 0])
     with torch.no_grad():
-        fy, fx = torch.fft.fftfreq(h, device=grey.device), torch.fft.fftfreq(w, device=grey.device)
-        radius = torch.hypot(fy[:, None], fx[None, :]).flatten()
-        ring = (radius * min(h, w)).long()
-        count = torch.zeros(int(ring.max()) + 1, device=grey.device)
-        count.index_add_(0, ring, torch.ones_like(radius))
-        log_sum = torch.zeros(power.shape[0], count.numel(), device=grey.device)
-        log_sum.index_add_(1, ring, power.clamp_min(1e-12).log())
-        level = (log_sum / count).exp()[:, ring]
         peak = ((power > ratio * level) & (radius >= min_frequency)).float().view(-1, 1, h, w)
         # the window spreads a pure frequency over its neighbours: take the 3x3 around each peak
         peak = F.max_pool2d(F.pad(peak, [1] * 4, mode="circular"), 3, stride=1).flatten(1)

@@ -129,3 +129,22 @@ def test_spectral_peaks_measure_a_stripe_pattern_in_grey_levels_and_ignore_textu
     # the same stripes slower than min_frequency (16 px) are content layout, not counted
     slow = 3 * math.sqrt(2) * torch.sin(2 * math.pi * xx / 32) / 255
     assert spectral_peaks(noise + slow) < 0.05
+
+
+def test_peak_ratio_finds_a_hatch_in_its_period_band_and_not_in_noise():
+    from benchmarks.hatch import band_measures
+    from stylecore.metrics import frequency_radius, peak_ratio
+
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 1, 128, 192, generator=gen) * 0.3 + 0.35
+    xx = torch.arange(192).float()
+    stripes = 3 * math.sqrt(2) * torch.sin(2 * math.pi * xx / 3.2) / 255  # 3 grey levels RMS
+    ratio = peak_ratio(torch.cat([noise, noise + stripes]))
+    radius = frequency_radius(128, 192)
+    assert radius[0, 60] == pytest.approx(60 / 192) and radius[64, 0] == pytest.approx(0.5)
+    band = (radius >= 1 / 3.5) & (radius <= 1 / 2.9)
+    assert ratio[0][band].max() < 20 < 200 < ratio[1][band].max()
+    assert ratio[1][~band].max() < 20  # the stripe is in its band only
+    quiet, hatched = (band_measures(x.expand(3, -1, -1), 2.9, 3.5) for x in (noise[0], (noise + stripes)[0]))
+    assert quiet[1] < 0.3 and hatched[1] == pytest.approx(3.0, rel=0.2)
+    assert band_measures((noise + stripes)[0].expand(3, -1, -1), 3.6, 5.0)[1] < 0.3  # another band

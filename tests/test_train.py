@@ -552,6 +552,9 @@ def test_frozen_transformer_stays_and_unweighted_identity_passes_are_skipped(
     cells = [dict(zip(header.split(","), row.split(","), strict=True)) for row in rows]
     assert [c["step"] for c in cells] == ["1", "2"]
     assert all(c["identity1"] == c["identity2"] == "" and float(c["content"]) > 0 for c in cells)
+    unfrozen = small_config(folders, method, 3, identity1_weight=0, identity2_weight=0)
+    with pytest.raises(ParameterError, match=r"freeze=\['transformer'\]"):
+        Trainer(unfrozen, tmp_path / "run.ckpt", device="cpu", encoder=random_encoder).resume()
     export_checkpoint(tmp_path / "run.ckpt", "tuned", root=tmp_path / "weights")
     card = (tmp_path / "weights" / "tuned.md").read_text()
     assert "| kept fixed | transformer: at its seeded initialisation" in card and "| identity1 | 0 |" in card

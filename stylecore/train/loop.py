@@ -381,6 +381,12 @@ class Trainer:
                 f"{self.out} trains a decoder with {upsample} upsampling; it cannot continue with "
                 f"{self.cfg.upsample} (--set upsample={upsample})"
             )
+        frozen = sorted(state["config"].get("freeze", []))
+        if frozen != sorted(self.cfg.freeze):  # the optimiser holds other parameters
+            raise ParameterError(
+                f"{self.out} was trained with freeze={frozen}; continue it with the same setting "
+                f"(--set freeze=[{', '.join(frozen)}]), or start a new run from its export with --init-from"
+            )
         missing = [k for k in [*self.models, *self.optimizers] if k not in state]
         if missing:
             raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")

@@ -159,6 +159,11 @@ GRID_PERIODS = (2, 4, 8)  # the decoder's three x2 upsamplings repeat with these
 _FLOOR = 4  # half-width of the frequency neighbourhood that gives each peak's noise floor
 
 
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luminance of RGB images; single-channel images as they are."""
+    return luminance(images) if images.shape[1] == 3 else images
+
+
 def _windowed_power(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The power spectrum of (..., H, W) grey levels minus their mean under a 2-D Hann window, and the
     window. Without the window the jump between opposite borders puts a cross of energy on the
@@ -185,7 +190,7 @@ def checkerboard(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS) 
     (bilinear decoders' outputs have almost no power near 2 px) a pattern of 0.05 grey levels,
     far below what can be seen, scores 60-80. :func:`grid_amplitude` measures the size.
     """
-    grey = luminance(images) if images.shape[1] == 3 else images
+    grey = _grey(images)
     step = max(periods)
     h, w = (grey.shape[-2] // step) * step, (grey.shape[-1] // step) * step
     if min(h, w) // step < 2 * _FLOOR + 1:
@@ -238,7 +243,7 @@ def grid_amplitude(images: torch.Tensor, periods: tuple[int, ...] = GRID_PERIODS
     periodic averages out to about 0.1-0.6 levels at 512 px (more for the longer periods, which also
     hold the shorter ones).
     """
-    grey = (luminance(images) if images.shape[1] == 3 else images).double() * 255
+    grey = _grey(images).double() * 255
     out = [periodic_tile(grey, p).pow(2).mean(dim=(1, 2, 3)).sqrt() for p in periods]
     return torch.stack(out, dim=1).max(dim=1).values.float()
 
@@ -249,10 +254,11 @@ def frequency_radius(h: int, w: int, device: torch.device | str | None = None) -
     return torch.hypot(fy[:, None], fx[None, :])
 
 
-def _ring_power(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Windowed power of (B, h, w) grey levels, flattened to (B, h*w); each bin's ring level (the
-    geometric mean of the power of the bins at its radius, rings 1 / short side cycles/px wide; no
-    gradient); the bins' radii; and the window."""
+def _ring_power(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windowed power of the images' luminance in 8-bit grey levels, flattened to (B, h*w); each bin's
+    ring level (the geometric mean of the power of the bins at its radius, rings 1 / short side
+    cycles/px wide; no gradient); the bins' radii; and the window."""
+    grey = _grey(images).float()[:, 0] * 255
     h, w = grey.shape[-2:]
     power, hann = _windowed_power(grey)
     power = power.flatten(1)
@@ -271,9 +277,8 @@ def peak_ratio(images: torch.Tensor) -> torch.Tensor:
     """Per frequency, the luminance's spectral power over its ring's level (:func:`spectral_excess`),
     shape (B, h, w), unshifted FFT layout. A stripe stands far above its ring; natural images' bins
     mostly stay within 20x or so."""
-    grey = (luminance(images) if images.shape[1] == 3 else images).float() * 255
-    power, level, _, _ = _ring_power(grey[:, 0])
-    return (power / level).view(-1, *grey.shape[-2:])
+    power, level, _, _ = _ring_power(images)
+    return (power / level).view(-1, *images.shape[-2:])
 
 
 def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: float = 1 / 16) -> torch.Tensor:
@@ -286,9 +291,8 @@ def spectral_excess(images: torch.Tensor, ratio: float = 30.0, min_frequency: fl
     geometric mean of their power, held fixed for gradients. Frequencies slower than
     ``min_frequency`` cycles/px (content layout) count as none. See :func:`spectral_peaks`.
     """
-    grey = (luminance(images) if images.shape[1] == 3 else images).float() * 255
-    h, w = grey.shape[-2:]
-    power, level, radius, hann = _ring_power(grey[:, 0])
+    h, w = images.shape[-2:]
+    power, level, radius, hann = _ring_power(images)
     with torch.no_grad():
         peak = ((power > ratio * level) & (radius >= min_frequency)).float().view(-1, 1, h, w)
         # the window spreads a pure frequency over its neighbours: take the 3x3 around each peak

@@ -444,7 +444,8 @@ def train(
     """Train a method's networks on folders of images, resumably (Ctrl-C loses at most one interval).
 
     adain trains a decoder; sanet and rast train the SANet transformer and a decoder (rast also two
-    PatchGAN discriminators, kept in the checkpoint). Export with `stylize weights export`.
+    PatchGAN discriminators, sanet one with --set gan_weight=W; kept in the checkpoint, not exported).
+    Export with `stylize weights export`.
     """
     from pydantic import ValidationError
 
@@ -501,7 +502,7 @@ def train(
     )
     for note in trainer.notes:
         console.print(note)
-    shown = [t for t, w in cfg.loss_weights().items() if w] + (["disc"] if method == "rast" else [])
+    shown = [t for t, w in cfg.loss_weights().items() if w] + (["disc"] if cfg.discriminators else [])
 
     def show(row: dict[str, float]) -> None:
         terms = "  ".join(f"{t} {row[t]:.4g}" for t in shown)

@@ -28,6 +28,8 @@ from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, lo
 from stylecore.train.losses import (
     DEFAULT_WEIGHTS,
     adain_losses,
+    discriminator_loss,
+    generator_gan_loss,
     grid_loss,
     identity_losses,
     mean_std_loss,
@@ -323,8 +325,9 @@ class ScaledCopy(torch.nn.Module):
 def test_sanet_losses_by_hand():
     c, s = two_images()
     # a transform that ignores the style reproduces the content: no content loss, the full style loss
-    terms = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
-    assert set(terms) == set(DEFAULT_WEIGHTS["sanet"])
+    terms, out = sanet_losses(PixelEncoder(), CopyTransform("content"), torch.nn.Identity(), c, s)
+    assert set(terms) == set(DEFAULT_WEIGHTS["sanet"]) - {"gan"}  # the trainer adds gan (a discriminator's)
+    torch.testing.assert_close(out, c)
     assert float(terms["content"]) == 0.0 and float(terms["identity1"]) == 0.0
     torch.testing.assert_close(terms["grid"], grid_loss(c))  # the output is the content itself
     torch.testing.assert_close(terms["palette"], palette_loss(c, s))
@@ -333,8 +336,8 @@ def test_sanet_losses_by_hand():
     feats = {k: c for k in STYLE_LAYERS}
     torch.testing.assert_close(terms["style"], style_loss(feats, {k: s for k in STYLE_LAYERS}))
     # identity=False skips the identity passes and nothing else
-    mixed = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s)
-    without = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
+    mixed, _ = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s)
+    without, _ = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
     assert set(without) == set(mixed) - {"identity1", "identity2"}
     for name, value in without.items():
         torch.testing.assert_close(value, mixed[name], msg=name)
@@ -354,8 +357,8 @@ def test_feature_scaling_rebalances_feature_terms_only():
 
     c, s = two_images()
     enc = PixelEncoder()
-    raw = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s)
-    rescaled = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s, scale_features=True)
+    raw, _ = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s)
+    rescaled, _ = sanet_losses(enc, MixTransform(), torch.nn.Identity(), c, s, scale_features=True)
     torch.testing.assert_close(rescaled["content"], raw["content"], rtol=0.02, atol=0)  # eps aside
     torch.testing.assert_close(rescaled["identity1"], raw["identity1"])
     out = 0.5 * c + 0.5 * s.flip(-1)
@@ -398,6 +401,43 @@ def test_discriminator_scales_and_lsgan_on_constant_outputs():
     assert MultiScalePatchGAN.min_size(2) == 64
 
 
+def test_gan_losses_train_the_discriminator_or_the_generator():
+    disc = MultiScalePatchGAN(scales=1)
+    torch.nn.init.zeros_(disc.models[0][-1].weight)
+    torch.nn.init.constant_(disc.models[0][-1].bias, 0.25)  # every patch scores 0.25
+    real, fake = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32, requires_grad=True)
+    d_loss = discriminator_loss([(disc, real, fake)])
+    assert float(d_loss.detach()) == pytest.approx(0.75**2 + 0.25**2)  # real -> 1, fake -> 0
+    d_loss.backward()
+    assert fake.grad is None and disc.models[0][-1].bias.grad is not None  # the generator is left alone
+    g_loss = generator_gan_loss([(disc, real, fake), (disc, real, fake)])
+    assert float(g_loss.detach()) == pytest.approx(2 * 0.75**2)  # each fake should score 1, summed over pairs
+    g_loss.backward()
+    assert fake.grad is not None
+
+
+def test_sanet_gan_settings(folders, tmp_path, random_encoder, tiny_crops, one_thread):
+    assert small_config(folders, "sanet", 1).discriminators == ()
+    assert small_config(folders, "sanet", 1, **SANET_GAN).discriminators == ("disc_style",)
+    with pytest.raises(ValidationError, match="runs with a GAN term"):
+        small_config(folders, "sanet", 1, gan_scales=2)  # no GAN term: no discriminator to scale
+    with pytest.raises(ParameterError, match="at least 128 px"):
+        Trainer(config(folders, 1, method="sanet", size=64, gan_weight=1), tmp_path / "x.ckpt")
+    # a run without the GAN term cannot go on with one: it has no discriminator to continue
+    plain = Trainer(
+        small_config(folders, "sanet", 1), tmp_path / "p.ckpt", device="cpu", encoder=random_encoder
+    )
+    plain.run()
+    gan = Trainer(
+        small_config(folders, "sanet", 2, **SANET_GAN),
+        tmp_path / "p.ckpt",
+        device="cpu",
+        encoder=random_encoder,
+    )
+    with pytest.raises(ParameterError, match="without a GAN term"):
+        gan.resume()
+
+
 # ---- config ----------------------------------------------------------------------------------------------
 
 
@@ -431,7 +471,7 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
     assert sanet.loss_weights() == {
-        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0,
+        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "gan": 0.0,
         "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0,
     }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
@@ -440,7 +480,7 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     rast = config(folders, 1, method="rast", size=128).loss_weights()
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
-        config(folders, 1, method="sanet", size=64, gan_weight=1.0)
+        config(folders, 1, method="adain", gan_weight=1.0)
     # this project's terms are every method's, off by default (the papers' objectives)
     for term in ("structure", "grid", "palette", "peaks"):
         assert all(
@@ -461,10 +501,11 @@ def test_resume_rewrites_a_log_written_before_a_term_existed(folders, tmp_path, 
     assert resumed.resume()
     resumed.run()
     header, first, second = log.read_text().splitlines()
-    assert header.split(",") == log_columns("adain")
-    first = dict(zip(log_columns("adain"), first.split(","), strict=True))
+    columns = log_columns(resumed.cfg)
+    assert header.split(",") == columns
+    first = dict(zip(columns, first.split(","), strict=True))
     assert first["grid"] == "" and first["step"] == "1" and first["style"] == values["style"]
-    assert second.split(",")[0] == "2" and len(second.split(",")) == len(log_columns("adain"))
+    assert second.split(",")[0] == "2" and len(second.split(",")) == len(columns)
     # a log whose header was cut off is refused, not rewritten into empty rows
     headless = "\n".join(",".join([str(step)] * len(old)) for step in (1, 2)) + "\n"
     log.write_text(headless)
@@ -500,36 +541,48 @@ def small_config(folders, method: str, steps: int, **kw) -> TrainConfig:
     return config(folders, steps, method=method, batch=1, **SMALL[method], **kw)
 
 
-@pytest.mark.parametrize("method", ["sanet", "rast"])
+# SANet with a GAN term (not in the paper) trains RAST's style discriminator
+SANET_GAN = {"gan_weight": 5.0, "gan_scales": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "kw", "discs"),
+    [
+        ("sanet", {}, set()),
+        ("sanet", SANET_GAN, {"disc_style"}),
+        ("rast", {}, {"disc_style", "disc_content"}),
+    ],
+)
 def test_sanet_rast_killed_and_resumed_run_equals_uninterrupted(
-    folders, tmp_path, random_encoder, tiny_crops, one_thread, method
+    folders, tmp_path, random_encoder, tiny_crops, one_thread, method, kw, discs
 ):
     full = Trainer(
-        small_config(folders, method, 2), tmp_path / "full.ckpt", device="cpu", encoder=random_encoder
+        small_config(folders, method, 2, **kw), tmp_path / "full.ckpt", device="cpu", encoder=random_encoder
     )
-    full.cfg = small_config(folders, method, 1)
+    full.cfg = small_config(folders, method, 1, **kw)
     full.run()  # checkpoint at step 1 ...
     shutil.copy(tmp_path / "full.ckpt", tmp_path / "part.ckpt")
     shutil.copy(tmp_path / "full.csv", tmp_path / "part.csv")
-    full.cfg = small_config(folders, method, 2)
+    full.cfg = small_config(folders, method, 2, **kw)
     full.run()  # ... and on, uninterrupted, to step 2
 
     resumed = Trainer(
-        small_config(folders, method, 2), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder
+        small_config(folders, method, 2, **kw), tmp_path / "part.ckpt", device="cpu", encoder=random_encoder
     )
     assert resumed.resume() and resumed.step == 1  # a fresh process continues the checkpoint
     resumed.run()
-    assert set(resumed.models) == (
-        {"decoder", "transformer"} | ({"disc_style", "disc_content"} if method == "rast" else set())
-    )
-    assert set(resumed.optimizers) == {"optimizer"} | ({"optimizer_d"} if method == "rast" else set())
+    assert set(resumed.models) == {"decoder", "transformer"} | discs
+    assert set(resumed.optimizers) == {"optimizer"} | ({"optimizer_d"} if discs else set())
     for name, module in full.models.items():
         for (k, a), (_, b) in zip(
             module.state_dict().items(), resumed.models[name].state_dict().items(), strict=True
         ):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{name}.{k}")
     header, *rows = (tmp_path / "part.csv").read_text().splitlines()
-    assert header.split(",") == log_columns(method) and [r.split(",")[0] for r in rows] == ["1", "2"]
+    assert header.split(",") == log_columns(resumed.cfg) and [r.split(",")[0] for r in rows] == ["1", "2"]
+    rows = [dict(zip(header.split(","), r.split(","), strict=True)) for r in rows]
+    assert all((row["disc"] != "") == bool(discs) for row in rows if "disc" in row)
+    assert all((row["gan"] != "") == bool(discs) for row in rows)
 
 
 @pytest.mark.parametrize("method", ["sanet", "rast"])
@@ -569,8 +622,8 @@ def test_style_layer_weights_scale_their_layers_only(folders):
     torch.testing.assert_close(
         weighted, 10 * per_layer["relu1_1"] + sum(per_layer[k] for k in STYLE_LAYERS[1:4])
     )
-    plain = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
-    heavy = sanet_losses(
+    plain, _ = sanet_losses(PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False)
+    heavy, _ = sanet_losses(
         PixelEncoder(), MixTransform(), torch.nn.Identity(), c, s, identity=False, style_layers={"relu2_1": 3}
     )
     out = {k: 0.5 * c + 0.5 * s.flip(-1) for k in STYLE_LAYERS}
@@ -654,10 +707,10 @@ def test_cli_train_reports_bad_settings_before_loading_anything(folders, tmp_pat
     runner = CliRunner()
     result = runner.invoke(app, [*base, "--size", "72"])
     assert result.exit_code == 1 and "divides by 16" in result.output
-    result = runner.invoke(app, [*base, "--set", "gan_weight=2"])
+    result = runner.invoke(app, [*base, "--set", "style_diff_weight=2"])
     assert (
         result.exit_code == 1
-        and "gan_weight" in result.output
+        and "style_diff_weight" in result.output
         and "not a loss term of sanet" in result.output
     )
     result = runner.invoke(app, [*base, "--set", "lr=1"])

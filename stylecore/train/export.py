@@ -173,10 +173,11 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         f"content: {', '.join(map(str, config.content_dirs))}; style: {', '.join(map(str, config.style_dirs))}"
     )
     extra = ""
-    if config.method == "rast":
+    if config.discriminators:
+        count = {1: "one", 2: "two"}[len(config.discriminators)]
         extra = (
-            f"| discriminators | two {config.gan_scales}-scale PatchGANs (LSGAN), Adam lr {config.d_lr or config.lr}, "
-            f"betas (0.5, 0.999); not shipped |\n"
+            f"| discriminators | {count} {config.gan_scales}-scale PatchGAN{'s' if count != 'one' else ''} "
+            f"(LSGAN), Adam lr {config.d_lr or config.lr}, betas (0.5, 0.999); not shipped |\n"
         )
     ema = (
         f"| shipped weights | running average of the training weights, decay {meta['ema_decay']:g} per step "

@@ -1,14 +1,16 @@
 """One training loop for the project's own weights: resumable checkpoints, CSV loss log, bf16 autocast.
 
 Methods: ``adain`` (a decoder), ``sanet`` and ``rast`` (a SANet transformer and a decoder; rast also
-trains two multi-scale PatchGAN discriminators). A checkpoint holds every model, every optimiser, both
-data streams and the step, written atomically every ``checkpoint_every_s`` seconds and at the end, so a
-killed run resumes exactly where the last checkpoint left it (same batches, same updates). Progress
-goes to an ``on_log`` callback; the library prints nothing.
+trains two multi-scale PatchGAN discriminators, and sanet one where its ``gan`` term is weighted). A
+checkpoint holds every model, every optimiser, both data streams and the step, written atomically
+every ``checkpoint_every_s`` seconds and at the end, so a killed run resumes exactly where the last
+checkpoint left it (same batches, same updates). Progress goes to an ``on_log`` callback; the
+library prints nothing.
 
 Checkpoint keys: ``config``, ``step``, ``elapsed``, ``content``, ``style`` (data streams), the models
-(``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast) and
-the optimisers (``optimizer`` for the decoder/transformer; ``optimizer_d`` for rast's discriminators),
+(``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast, and
+``disc_style`` for sanet with a GAN term) and the optimisers (``optimizer`` for the
+decoder/transformer; ``optimizer_d`` for the discriminators),
 and ``hardware_log`` (which device trained which steps; absent in checkpoints from before it).
 An AdaIN checkpoint is the format of the first, AdaIN-only version of this module plus ``hardware_log``.
 """
@@ -36,9 +38,11 @@ from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.losses import (
     ADAIN_STYLE_LAYERS,
     DEFAULT_WEIGHTS,
+    Judged,
     adain_losses,
-    rast_discriminator_loss,
-    rast_generator_gan_loss,
+    discriminator_loss,
+    generator_gan_loss,
+    rast_judged,
     rast_losses,
     sanet_losses,
 )
@@ -79,8 +83,10 @@ class TrainConfig(BaseModel):
     load_size: int | None = Field(None, description="short side images are scaled to (default 1.5 x size)")
     lr: float = Field(1e-4, gt=0)
     lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay * step), as upstream AdaIN")
-    d_lr: float | None = Field(None, gt=0, description="rast: discriminators' learning rate (default: lr)")
-    gan_scales: int = Field(3, ge=1, le=4, description="rast: discriminator scales (authors: 3)")
+    d_lr: float | None = Field(
+        None, gt=0, description="GAN runs: discriminators' learning rate (default: lr)"
+    )
+    gan_scales: int = Field(3, ge=1, le=4, description="GAN runs: discriminator scales (RAST authors: 3)")
     content_weight: float | None = Field(None, ge=0)
     style_weight: float | None = Field(None, ge=0)
     structure_weight: float | None = Field(
@@ -93,7 +99,9 @@ class TrainConfig(BaseModel):
     style_diff_weight: float | None = Field(None, ge=0, description="rast")
     content_restoration_weight: float | None = Field(None, ge=0, description="rast")
     style_restoration_weight: float | None = Field(None, ge=0, description="rast")
-    gan_weight: float | None = Field(None, ge=0, description="rast")
+    gan_weight: float | None = Field(
+        None, ge=0, description="rast; sanet (weight 0 = the paper): a style discriminator, as RAST's"
+    )
     grid_weight: float | None = Field(
         None, ge=0, description="the output's 2/4/8 px repeated pattern (losses.grid_loss; not in the papers)"
     )
@@ -168,8 +176,10 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"{', '.join(foreign)}: not a loss term of {self.method} (its terms: {', '.join(own)})"
             )
-        if self.method != "rast" and (self.d_lr is not None or self.gan_scales != 3):
-            raise ValueError("d_lr and gan_scales apply to rast only")
+        if not self.discriminators and (self.d_lr is not None or self.gan_scales != 3):
+            raise ValueError(
+                "d_lr and gan_scales apply to runs with a GAN term (rast; sanet with gan_weight > 0)"
+            )
         layers = ADAIN_STYLE_LAYERS if self.method == "adain" else STYLE_LAYERS
         unknown = sorted(set(self.style_layers) - set(layers))
         if unknown or any(w < 0 for w in self.style_layers.values()):
@@ -194,6 +204,16 @@ class TrainConfig(BaseModel):
         """The config stored in a checkpoint; those from before ``upsample`` existed trained nearest."""
         return cls.model_validate({"upsample": "nearest", **stored})
 
+    @property
+    def discriminators(self) -> tuple[str, ...]:
+        """The discriminators the run trains (not shipped): RAST's two, or SANet's style one when its
+        GAN term is weighted."""
+        if self.method == "rast":
+            return ("disc_style", "disc_content")
+        if self.method == "sanet" and self.gan_weight:
+            return ("disc_style",)
+        return ()
+
     def decoder_arch(self) -> str:
         """The catalog ``arch`` of this run's decoder (:data:`stylecore.models.ARCHS`)."""
         return decoder_arch(layout_for(self.encoder), self.upsample)
@@ -207,13 +227,13 @@ class TrainConfig(BaseModel):
         if self.method == "adain":
             return
         smallest = SANET_MIN_SIZE
-        if self.method == "rast":
+        if self.discriminators:
             smallest = max(smallest, MultiScalePatchGAN.min_size(self.gan_scales))
         if self.size % SANET_MULTIPLE or self.size < smallest:
             raise ParameterError(
                 f"{self.method} trains on crops whose side divides by {SANET_MULTIPLE} (relu5_1 is 1/16 "
                 f"of the input) and is at least {smallest} px"
-                + (f" (the {self.gan_scales}-scale discriminators)" if self.method == "rast" else "")
+                + (f" (the {self.gan_scales}-scale discriminators)" if self.discriminators else "")
                 + f"; got --size {self.size}"
             )
 
@@ -226,10 +246,10 @@ def _d_lr(cfg: TrainConfig, step: int) -> float:
     return (cfg.d_lr or cfg.lr) / (1.0 + cfg.lr_decay * step)
 
 
-def log_columns(method: str) -> list[str]:
-    """The CSV log's columns for a method (its loss terms; rast adds the discriminators' loss)."""
-    extra = ["disc"] if method == "rast" else []
-    return ["step", "elapsed_s", "it_per_s", "lr", "loss", *DEFAULT_WEIGHTS[method], *extra]
+def log_columns(config: TrainConfig) -> list[str]:
+    """The CSV log's columns for a run: its method's loss terms, and the discriminators' loss if any."""
+    extra = ["disc"] if config.discriminators else []
+    return ["step", "elapsed_s", "it_per_s", "lr", "loss", *DEFAULT_WEIGHTS[config.method], *extra]
 
 
 class Trainer:
@@ -256,9 +276,8 @@ class Trainer:
             self.models["decoder"] = VGGDecoder(layout_for(config.encoder), config.upsample)
             if config.method in ("sanet", "rast"):
                 self.models["transformer"] = Transform(self.encoder.channels("relu4_1"))
-            if config.method == "rast":
-                self.models["disc_style"] = MultiScalePatchGAN(scales=config.gan_scales)
-                self.models["disc_content"] = MultiScalePatchGAN(scales=config.gan_scales)
+            for role in config.discriminators:
+                self.models[role] = MultiScalePatchGAN(scales=config.gan_scales)
         # channels_last: oneDNN's bf16 convolutions (AMX on recent CPUs) and cuDNN's tensor-core
         # kernels want NHWC (benchmarks/train_speed.py measures it).
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -275,8 +294,8 @@ class Trainer:
         else:  # one parameter group per module, as the authors' SANet/RAST code
             groups = [{"params": m.parameters()} for m in generator]
             self.optimizers = {"optimizer": torch.optim.Adam(groups, lr=config.lr)}
-        if config.method == "rast":
-            d_groups = [{"params": self.models[k].parameters()} for k in ("disc_style", "disc_content")]
+        if config.discriminators:
+            d_groups = [{"params": self.models[k].parameters()} for k in config.discriminators]
             self.optimizers["optimizer_d"] = torch.optim.Adam(
                 d_groups, lr=config.d_lr or config.lr, betas=(0.5, 0.999)
             )
@@ -388,6 +407,11 @@ class Trainer:
                 f"(--set freeze=[{', '.join(frozen)}]), or start a new run from its export with --init-from"
             )
         missing = [k for k in [*self.models, *self.optimizers] if k not in state]
+        if self.cfg.discriminators and set(self.cfg.discriminators) <= set(missing):
+            raise ParameterError(
+                f"{self.out} was trained without a GAN term; continue it with --set gan_weight=0, or start "
+                "a new run from its export with --init-from"
+            )
         if missing:
             raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")
         for name, module in self.models.items():
@@ -411,6 +435,7 @@ class Trainer:
             group["lr"] = _lr(self.cfg, self.step)
         method, m = self.cfg.method, self.models
         extra: dict[str, float] = {}
+        judged: Judged = []  # what the discriminators see this step (none without a GAN term)
         with self._autocast():
             scale, layers = bool(self.cfg.scale_features), self.cfg.style_layers
             if method == "adain":
@@ -418,23 +443,25 @@ class Trainer:
                     self.encoder, m["decoder"], content, style, scale_features=scale, style_layers=layers
                 )
             else:
-                # terms at weight 0 are logged, except the identity pair: its passes cost most of a step
+                # terms at weight 0 are logged, except the identity pair (its passes cost most of a
+                # step) and SANet's GAN term when it trains no discriminator
                 nets = (self.encoder, m["transformer"], m["decoder"], content, style)
                 identity = bool(self.weights["identity1"] or self.weights["identity2"])
+                options = {"scale_features": scale, "identity": identity, "style_layers": layers}
                 if method == "sanet":
-                    terms = sanet_losses(*nets, scale_features=scale, identity=identity, style_layers=layers)
+                    terms, out = sanet_losses(*nets, **options)
+                    judged = [(m["disc_style"], style, out)] if self.cfg.discriminators else []
                 else:
-                    terms, images = rast_losses(
-                        *nets, scale_features=scale, identity=identity, style_layers=layers
-                    )
-        if method == "rast":
-            extra["disc"] = self._discriminator_step(content, style, images)
-            discs = (m["disc_style"], m["disc_content"])
+                    terms, images = rast_losses(*nets, **options)
+                    judged = rast_judged(m["disc_style"], m["disc_content"], content, style, images)
+        if judged:
+            extra["disc"] = self._discriminator_step(judged)
+            discs = [d for d, _, _ in judged]
             try:
                 for d in discs:
                     d.requires_grad_(False)  # the generator's GAN loss does not train them
                 with self._autocast():
-                    terms["gan"] = rast_generator_gan_loss(*discs, images)
+                    terms["gan"] = generator_gan_loss(judged)
             finally:
                 for d in discs:
                     d.requires_grad_(True)
@@ -466,15 +493,13 @@ class Trainer:
         dtype = torch.bfloat16 if self.cfg.amp else torch.float32
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp)
 
-    def _discriminator_step(self, content: torch.Tensor, style: torch.Tensor, images) -> float:
-        """One LSGAN update of both discriminators on this step's outputs (before the generator's)."""
+    def _discriminator_step(self, judged: Judged) -> float:
+        """One LSGAN update of the discriminators on this step's outputs (before the generator's)."""
         opt = self.optimizers["optimizer_d"]
         for group in opt.param_groups:
             group["lr"] = _d_lr(self.cfg, self.step)
         with self._autocast():
-            d_loss = rast_discriminator_loss(
-                self.models["disc_style"], self.models["disc_content"], content, style, images
-            )
+            d_loss = discriminator_loss(judged)
         opt.zero_grad(set_to_none=True)
         d_loss.backward()
         opt.step()
@@ -506,7 +531,7 @@ class Trainer:
 
         log_path = self.out.with_suffix(".csv")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        columns = log_columns(self.cfg.method)
+        columns = log_columns(self.cfg)
         new_log = not log_path.is_file() or self.step == 0
         if not new_log:
             _match_log_columns(log_path, columns)

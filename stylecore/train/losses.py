@@ -38,6 +38,12 @@ term. With ``scale_features`` the shallow layers count ~250x less than they did 
 the seed's f_s sums raw-feature distances and is mostly relu1_1/relu2_1: a decoder that loses fine
 texture barely pays for it in training, but its f_s rises.
 
+``gan`` for SANet (weight 0 by default, as the paper) borrows RAST's adversarial term: a multi-scale
+PatchGAN trained to tell the style images from the outputs, and the generator's LSGAN loss against it.
+The shipped SANet's 3 px hatch is how it matches the shallow-layer statistics of the style; the
+``peaks`` term removed the hatch but the outputs lost their fine texture (f_s up a third), while
+RAST, trained with the GAN term, has neither the hatch nor the loss of texture.
+
 ``palette`` (every method; weight 0 by default) is another addition: the mean/std MSE
 of the output's RGB channels against the style image's, in grey levels, which is AdaIN's style loss
 applied to the pixels. The papers' style losses reach the palette only through relu1_1, which
@@ -50,7 +56,7 @@ The seed's evaluation metrics (f_s, f_c) are a different thing and live in :mod:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -80,6 +86,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "style": 3.0,
         "identity1": 50.0,
         "identity2": 1.0,
+        "gan": 0.0,
         "structure": 0.0,
         "grid": 0.0,
         "palette": 0.0,
@@ -137,6 +144,8 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "style": "mean/std MSE at relu1_1..relu5_1 (output vs style)",
         "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
         "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
+        "gan": "LSGAN generator loss of the output against a multi-scale PatchGAN discriminator trained "
+        "on the style images (RAST's; not in the paper)",
         "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
@@ -322,11 +331,12 @@ def sanet_losses(
     scale_features: bool = False,
     identity: bool = True,
     style_layers: Mapping[str, float] | None = None,
-) -> dict[str, torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
     of ``decode(T(c, s))`` and the two identity losses; and this project's additions (weight 0 by
     default): the structure term (as :func:`adain_losses`'), :func:`grid_loss`,
-    :func:`palette_loss` and :func:`peaks_loss` of the output. Unweighted terms.
+    :func:`palette_loss` and :func:`peaks_loss` of the output. Unweighted terms, and the output (for
+    the optional GAN term, which needs a discriminator: :func:`generator_gan_loss`).
 
     ``identity=False`` leaves the identity terms out: their two extra decoder and encoder passes
     are most of a step's cost, wasted when both their weights are 0."""
@@ -338,7 +348,7 @@ def sanet_losses(
     fo, mc = measure(encoder(out, STYLE_LAYERS)), measure(fc)
     images, feats = (content, style), (fc, fs)
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
-    return {
+    terms = {
         "content": normalised_content_loss(fo, mc),
         "style": style_loss(fo, measure(fs), weights=style_layers),
         **ident,
@@ -347,6 +357,7 @@ def sanet_losses(
         "palette": palette_loss(out, style),
         "peaks": peaks_loss(out, content, style),
     }
+    return terms, out
 
 
 # ---- RAST --------------------------------------------------------------------------------------------
@@ -436,25 +447,31 @@ def rast_losses(
     return terms, RastImages(o1, o2)
 
 
-def rast_discriminator_loss(
+# ---- GAN ---------------------------------------------------------------------------------------------
+
+# What a discriminator judges: (discriminator, real images, generated images).
+Judged = Sequence[tuple[MultiScalePatchGAN, torch.Tensor, torch.Tensor]]
+
+
+def rast_judged(
     d_style: MultiScalePatchGAN,
     d_content: MultiScalePatchGAN,
     content: torch.Tensor,
     style: torch.Tensor,
     images: RastImages,
-) -> torch.Tensor:
-    """LSGAN loss of both discriminators: real styles vs ``T(c, s)`` outputs, real contents vs
-    ``T(s, c)`` outputs (outputs detached: this trains the discriminators only)."""
-    return (
-        d_style.lsgan_loss(style, True)
-        + d_style.lsgan_loss(images.stylized.detach(), False)
-        + d_content.lsgan_loss(content, True)
-        + d_content.lsgan_loss(images.reversed.detach(), False)
+) -> Judged:
+    """RAST's pairing: real styles vs ``T(c, s)`` outputs, real contents vs ``T(s, c)`` outputs."""
+    return [(d_style, style, images.stylized), (d_content, content, images.reversed)]
+
+
+def discriminator_loss(judged: Judged) -> torch.Tensor:
+    """LSGAN loss of the discriminators: real images to 1, generated ones to 0 (generated images
+    detached: this trains the discriminators only)."""
+    return sum(  # type: ignore[return-value]
+        d.lsgan_loss(real, True) + d.lsgan_loss(fake.detach(), False) for d, real, fake in judged
     )
 
 
-def rast_generator_gan_loss(
-    d_style: MultiScalePatchGAN, d_content: MultiScalePatchGAN, images: RastImages
-) -> torch.Tensor:
-    """LSGAN generator loss: both outputs should be judged real by their discriminator."""
-    return d_style.lsgan_loss(images.stylized, True) + d_content.lsgan_loss(images.reversed, True)
+def generator_gan_loss(judged: Judged) -> torch.Tensor:
+    """LSGAN generator loss: every generated image should be judged real by its discriminator."""
+    return sum(d.lsgan_loss(fake, True) for d, _, fake in judged)  # type: ignore[return-value]

@@ -168,6 +168,9 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
         f"| hardware | steps 0-1: another machine; steps 1-3: {here} |"
         in (root / "adain-more.md").read_text()
     )
+    more.train_step()
+    more.save()  # as the CLI saves after Ctrl-C or SIGTERM, outside run(): the record follows
+    assert torch.load(more.out, weights_only=True)["hardware_log"][-1]["to_step"] == 4
     resumed_old = [{"hardware": "x", "from_step": 5, "to_step": 9}]  # resumed a checkpoint without a record
     assert hardware_summary(resumed_old) == "steps 0-5: not recorded; steps 5-9: x"
 

@@ -185,7 +185,11 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if "ema_decay" in meta
         else ""
     )
-    start = f"as loaded from `{config.init_from}`" if config.init_from else "at its seeded initialisation"
+    start = (
+        f"as `--init-from {config.init_from}` loaded it"
+        if config.init_from
+        else "at its seeded initialisation"
+    )
     frozen = (
         f"| kept fixed | {', '.join(config.freeze)}: {start}, not trained (`freeze`) |\n"
         if config.freeze

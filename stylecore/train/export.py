@@ -28,6 +28,14 @@ METHOD_TITLES = {
     "sanet": "SANet transformer and decoder",
     "rast": "RAST (SANet architecture) transformer and decoder",
 }
+METHOD_USES = {
+    "adain": "Fast artistic style transfer of photos with any painting (`method: adain`), in batch jobs, "
+    "dataset augmentation (`StyleAugment`) and previews",
+    "sanet": "Artistic style transfer of photos with any painting (`method: sanet`), where the style's "
+    "local patterns should follow the content's structure (style attention)",
+    "rast": "Artistic style transfer of photos with any painting (`method: rast`), where the photo's "
+    "content should stay recognisable (restoration losses)",
+}
 
 
 def hardware_summary(record: list[dict[str, Any]] | None) -> str:
@@ -152,7 +160,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if metrics
         else "| (none measured for this export) | |"
     )
-    status = f"\n**Status:** {meta['note']}\n" if meta.get("note") else ""
+    lineage = f"\n**Lineage:** {meta['note']}\n" if meta.get("note") else ""
     minutes = meta["train_seconds"] / 60
     file_rows = "\n".join(
         f"| file ({f['role']}) | `{f['filename']}` (fp16, arch `{f['arch']}`, sha256 `{f['sha256']}`) |"
@@ -198,22 +206,35 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
     )
     return f"""# {name}
 
-{METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained by this project.
-{status}
+{METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained with stylepipe (`stylize train`).
+{lineage}
 | | |
 | --- | --- |
 {file_rows}
 | data | {data} |
-| held out | {len(config.exclude)} evaluation files (`benchmarks/eval_split.txt`) |
+| held out | the evaluation split ({len(config.exclude)} files), never seen in training |
 | steps | {meta["steps"]} |
 | crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |
 | batch | {config.batch} |
-| decoder upsampling | {config.upsample} (`stylecore/decoders.py`) |
+| decoder upsampling | {config.upsample} |
 | optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
 {extra}{frozen}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |
 | training time | {minutes:.0f} min of compute |
 | licence | MIT (weights); the training images keep their own licences and are not redistributed |
+
+## Intended use
+
+{METHOD_USES[config.method]}. Load it by name: `get_method("{config.method}").load("{name}")`, or
+`weights: {name}` in a manifest job.
+
+## Limitations
+
+- It works only with the `{config.encoder}` encoder it was trained against; the catalog refuses other pairings.
+- Measured figures, where given below, come from the held-out evaluation pairs at the size they name; other
+  images and sizes give other figures.
+- The balance of content and style is the one the loss weights below set in training; at inference `alpha`
+  only moves the output back towards the content.
 
 ## Losses
 

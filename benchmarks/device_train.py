@@ -35,7 +35,8 @@ from safetensors.torch import save_file
 
 from benchmarks._common import ROOT, SHARED
 from benchmarks.quality import split
-from stylecore.encoders import VGGEncoder, load_encoder
+from stylecore.models import load_encoder
+from stylecore.nets.encoder import VGGEncoder
 from stylecore.train.export import export_checkpoint, read_metrics, weights_filename
 from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights
 from stylecore.weights import load_strict

@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.quality import split
-from stylecore.encoders import load_encoder
 from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
-from stylecore.methods.sanet import Transform
-from stylecore.models import build_module
+from stylecore.models import build_module, load_encoder
+from stylecore.nets.transformer import Transform
 from stylecore.ops import adain, mean_std
 from stylecore.train.loop import TrainConfig, checkpoint_weights
 

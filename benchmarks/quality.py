@@ -31,11 +31,11 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks._common import ROOT, SHARED
-from stylecore.encoders import load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import read_image, resize_max_side, write_image
 from stylecore.methods import get_method
 from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks
+from stylecore.models import load_encoder
 
 SPLIT = ROOT / "benchmarks" / "eval_split.txt"
 # per image: the grid's detection ratio and its size in grey levels (stylecore.metrics)

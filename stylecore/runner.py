@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 
 from stylecore.errors import ImageError, ParameterError, StyleCoreError
 from stylecore.imageio import (
@@ -29,6 +30,7 @@ from stylecore.imageio import (
     write_image,
 )
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
+from stylecore.methods.photoreal import paired_regions
 from stylecore.metrics import Metrics, StyleStats, ssim
 
 METRICS_MAX_SIDE = 1024  # metrics of larger outputs are computed on a downscaled copy
@@ -176,10 +178,6 @@ class ImageRunner:
             raise ParameterError(f"{self.stylizer.name} does not support semantic masks")
         if len(item.styles) != 1:
             raise ParameterError("semantic masks pair one content with one style")
-        from torch.nn import functional as F
-
-        from stylecore.methods.photoreal import paired_regions
-
         content_seg = read_image(item.segs[0])
         style_seg = read_image(item.segs[1])
         style = self.style_image(item.styles[0])

@@ -18,11 +18,11 @@ from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from stylecore.device import describe_device
-from stylecore.encoders import STYLE_LAYERS
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
-from stylecore.train.discriminator import MultiScalePatchGAN
+from stylecore.nets.discriminator import MultiScalePatchGAN
+from stylecore.nets.encoder import STYLE_LAYERS
 from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
 from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
@@ -182,7 +182,7 @@ def test_style_loss_is_zero_for_matching_statistics():
 
 
 def test_adain_losses_terms(random_encoder):
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     torch.manual_seed(0)
     dec = VGGDecoder("vgg16")

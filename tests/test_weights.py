@@ -128,7 +128,7 @@ def test_wrong_or_missing_keys_fail_with_a_readable_report(tmp_path):
 
 
 def test_wrong_shapes_are_reported(tmp_path):
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     with pytest.raises(WeightsError, match=r"wrong shapes \(1\): 1.weight"):
         load_strict(
@@ -145,7 +145,7 @@ def test_a_vgg19_file_is_not_a_decoder(tmp_path):
 
 
 def test_decoder_upsamplings_share_their_keys_but_not_their_output():
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     nearest, bilinear = build_module("decoder-vgg16"), build_module("decoder-vgg16-bilinear")
     assert (nearest.upsample, bilinear.upsample) == ("nearest", "bilinear")

@@ -25,8 +25,9 @@ from torch.nn import functional as F
 
 from stylecore.color import preserve_color
 from stylecore.device import resolve_device
-from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
+from stylecore.models import load_encoder, load_module
+from stylecore.nets.encoder import VGGEncoder
 from stylecore.weights import Catalog, load_catalog
 
 
@@ -143,8 +144,6 @@ class Stylizer(ABC):
             raise ParameterError(
                 f"weights {name!r} were trained with encoder {spec.encoder!r}, not {encoder!r}"
             )
-        from stylecore.models import load_module
-
         modules, sums = {}, {}
         for wf in spec.files:
             path = catalog.verified_path(spec, wf.role)

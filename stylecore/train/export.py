@@ -208,7 +208,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | steps | {meta["steps"]} |
 | crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |
 | batch | {config.batch} |
-| decoder upsampling | {config.upsample} (`stylecore/decoders.py`) |
+| decoder upsampling | {config.upsample} (`stylecore/nets/decoder.py`) |
 | optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
 {extra}{frozen}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |

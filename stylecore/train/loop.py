@@ -28,13 +28,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
 from stylecore.device import cpu_has_bf16, describe_device, resolve_device
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.methods.sanet import Transform
+from stylecore.models import load_encoder
+from stylecore.nets.decoder import VGGDecoder, decoder_arch, layout_for
+from stylecore.nets.discriminator import MultiScalePatchGAN
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
+from stylecore.nets.transformer import Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
-from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.losses import (
     ADAIN_STYLE_LAYERS,
     DEFAULT_WEIGHTS,
@@ -46,7 +47,7 @@ from stylecore.train.losses import (
     rast_losses,
     sanet_losses,
 )
-from stylecore.weights import load_strict, read_state_dict
+from stylecore.weights import load_catalog, load_strict, read_state_dict
 
 METHODS = ("adain", "sanet", "rast")
 ALL_TERMS = tuple(dict.fromkeys(t for w in DEFAULT_WEIGHTS.values() for t in w))
@@ -132,8 +133,8 @@ class TrainConfig(BaseModel):
     encoder: str = "vgg16-hed"
     upsample: Literal["nearest", "bilinear"] = Field(
         "bilinear",
-        description="the decoder's x2 upsampling (stylecore.decoders): nearest leaves a grid of 2 and 4 px; "
-        "checkpoints written before this setting existed are nearest",
+        description="the decoder's x2 upsampling (stylecore.nets.decoder): nearest leaves a grid of 2 and "
+        "4 px; checkpoints written before this setting existed are nearest",
     )
     seed: int = 0
     amp: bool = Field(
@@ -608,8 +609,6 @@ def init_files(source: Path | str, method: str, roles: list[str], encoder: str) 
     weights file; for several roles, a file named ``NAME.<role>.safetensors`` finds its siblings."""
     path = Path(source)
     if not path.is_file():
-        from stylecore.weights import load_catalog
-
         catalog = load_catalog()
         if str(source) not in catalog.names():
             raise WeightsError(f"--init-from {source}: neither a file nor a weights name in the catalog")

@@ -18,8 +18,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from stylecore.errors import UnknownNameError, WeightsError
+from stylecore.fsio import atomic_copy, atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CATALOG_FILE = "catalog.json"
@@ -195,13 +194,13 @@ class Catalog:
         dest_dir.mkdir(parents=True, exist_ok=True)
         digest = sha256_file(source)
         dest = dest_dir / f"{spec.name}.{role}-{digest[:8]}{source.suffix}"
-        _atomic_copy(source, dest)
+        atomic_copy(source, dest)
         self._imports.setdefault(spec.name, {})[role] = {
             "filename": dest.name,
             "sha256": digest,
             "imported_from": str(source.resolve()),
         }
-        _atomic_write_text(dest_dir / IMPORTS_FILE, json.dumps(self._imports, indent=2, sort_keys=True))
+        atomic_write_text(dest_dir / IMPORTS_FILE, json.dumps(self._imports, indent=2, sort_keys=True))
         return dest
 
 
@@ -268,30 +267,6 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source:
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def _atomic_copy(src: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(dest: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary shared files
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
     """Add or replace one entry of ``catalog.json`` (validated first, written atomically)."""
     WeightsSpec.from_json(entry)  # refuse a malformed entry before touching the file
@@ -305,4 +280,4 @@ def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
         raw["weights"][names.index(entry["name"])] = dict(entry)
     else:
         raw["weights"].append(dict(entry))
-    _atomic_write_text(path, json.dumps(raw, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(raw, indent=2) + "\n")

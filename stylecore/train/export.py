@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 from pydantic import ValidationError
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from stylecore.errors import WeightsError
+from stylecore.fsio import atomic_write_bytes, atomic_write_text
 from stylecore.train.loop import METHOD_ROLES, TrainConfig, checkpoint_weights
 from stylecore.train.losses import TERM_DESCRIPTIONS
-from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
+from stylecore.weights import sha256_file, upsert_entry, weights_dir
 
 TRANSFORMER_ARCH = "sanet-transformer"
 METHOD_TITLES = {
@@ -41,10 +42,7 @@ def hardware_summary(record: list[dict[str, Any]] | None) -> str:
 
 
 def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
-    tmp = target.with_name(f".{target.name}.tmp")
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(tmp))
-    tmp.chmod(0o644)
-    tmp.replace(target)
+    atomic_write_bytes(target, save({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}))
     return sha256_file(target)
 
 
@@ -114,7 +112,7 @@ def export_checkpoint(
         "card": f"{name}.md",
         "meta": meta,
     }
-    _atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
+    atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
     upsert_entry(entry, root)
     return entry
 

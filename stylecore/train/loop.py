@@ -18,7 +18,6 @@ An AdaIN checkpoint is the format of the first, AdaIN-only version of this modul
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from torch import nn
 
 from stylecore.device import cpu_has_bf16, describe_device, resolve_device
 from stylecore.errors import ParameterError, WeightsError
+from stylecore.fsio import atomic_open
 from stylecore.models import load_encoder
 from stylecore.nets.decoder import VGGDecoder, decoder_arch, layout_for
 from stylecore.nets.discriminator import MultiScalePatchGAN
@@ -383,10 +383,8 @@ class Trainer:
     def save(self) -> Path:
         if self.hardware_log:  # every save, also one after an interrupt, records the steps done
             self.hardware_log[-1]["to_step"] = self.step
-        tmp = self.out.with_name(f".{self.out.name}.tmp")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, self.out)
+        with atomic_open(self.out) as fh:
+            torch.save(self.state_dict(), fh)
         return self.out
 
     def resume(self) -> bool:
@@ -596,12 +594,10 @@ def _match_log_columns(path: Path, columns: list[str]) -> None:
             f"{path}: its first line is not a training log header (no 'step' column); restore the "
             "header or move the file away to start a new log"
         )
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def init_files(source: Path | str, method: str, roles: list[str], encoder: str) -> dict[str, Path]:

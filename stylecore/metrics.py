@@ -41,10 +41,6 @@ class Metrics:
     def __init__(self, encoder: VGGEncoder) -> None:
         self.encoder = encoder
 
-    @property
-    def encoder_name(self) -> str:
-        return self.encoder.name
-
     @torch.no_grad()
     def style_stats(self, images: torch.Tensor) -> StyleStats:
         feats = self.encoder(images.to(self._device), STYLE_LAYERS)

@@ -7,8 +7,6 @@ is written atomically; a bad item (corrupt content, unreadable style) becomes a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -74,12 +72,6 @@ class ItemResult:
     @property
     def name(self) -> str:
         return self.item.name
-
-
-def params_digest(method: str, params: Mapping[str, Any], weights: str | None) -> str:
-    """Short stable hash of what determines an output (for deterministic output names)."""
-    blob = json.dumps({"method": method, "params": dict(params), "weights": weights}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def collect_images(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -310,10 +302,6 @@ class ImageRunner:
                 result.seconds += seconds
         except StyleCoreError as exc:
             result.error = str(exc)
-        return result
-
-    def run_one(self, item: WorkItem, write: Writer | None = None) -> ItemResult:
-        (result,) = self.run([item], write)
         return result
 
     def measure(self, output: torch.Tensor, content: torch.Tensor, item: WorkItem) -> dict[str, float]:

@@ -78,7 +78,9 @@ def import_weights(catalog, name: str, path: str | Path, role: str | None = None
     if role is None:
         if len(roles) > 1:
             raise WeightsError(
-                f"weights {name!r} have several files; choose one with --role ({', '.join(roles)})"
+                f"weights {name!r} have several files; say which this is with {{role}}=ROLE "
+                f"({', '.join(roles)})",
+                settings=("role",),
             )
         role = roles[0]
     path = Path(path)

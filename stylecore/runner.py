@@ -380,17 +380,22 @@ def plan_image_items(
     """Every content x every style, or every content x one mixed/masked style set.
 
     Output names are ``<content>__<style>__<method>.<fmt>``; two items that would share a name are
-    reported rather than silently overwriting each other.
+    reported rather than silently overwriting each other. ``mix`` and ``mask`` that do not fit the
+    styles raise :class:`ParameterError`.
     """
-    problems: list[str] = []
     if mix is not None and mask is not None:
-        problems.append("--mix and --mask cannot be combined: mix blends styles, mask places them")
+        raise ParameterError(
+            "{mix} and {mask} cannot be combined: mix blends styles, mask places them",
+            settings=("mix", "mask"),
+        )
     if mix is not None and len(mix) != len(styles):
-        problems.append(f"--mix has {len(mix)} weight(s) for {len(styles)} style(s); give one per style")
+        raise ParameterError(
+            f"{{mix}} has {len(mix)} weight(s) for {len(styles)} style(s); give one per style",
+            settings=("mix",),
+        )
     if mask is not None and len(styles) != 2:
-        problems.append(f"--mask places exactly two styles, got {len(styles)}")
-    if problems:
-        return [], problems
+        raise ParameterError(f"{{mask}} places exactly two styles, got {len(styles)}", settings=("mask",))
+    problems: list[str] = []
     items: list[WorkItem] = []
     for c in contents:
         if mix is not None or mask is not None:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylecore.errors import UnknownNameError, WeightsError
+from stylecore.errors import UnknownNameError, WeightsError, WeightsNotImportedError
 from stylecore.fsio import atomic_copy, atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -151,11 +151,7 @@ class Catalog:
             return Path(next(iter(found.submodule_search_locations))) / wf.filename
         record = self._imports.get(spec.name, {}).get(role)
         if record is None:
-            raise WeightsError(
-                f"weights {spec.name!r} are not installed: they cannot be downloaded here; import the "
-                f"file you have with: stylize weights import {spec.name} PATH"
-                + (f" --role {role}" if len(spec.files) > 1 else "")
-            )
+            raise WeightsNotImportedError(spec.name, role if len(spec.files) > 1 else None)
         return self.home / "weights" / record["filename"]
 
     def status(self, spec: WeightsSpec) -> list[FileStatus]:
@@ -180,6 +176,8 @@ class Catalog:
     def verified_path(self, spec: WeightsSpec, role: str) -> Path:
         """The file's path after checking that it exists and matches its sha256."""
         (st,) = [s for s in self.status(spec) if s.role == role]
+        if st.state == "not imported":
+            self.path(spec, role)  # raises the error itself: it says how to install or import the file
         if st.state != "ok":
             raise WeightsError(f"weights {spec.name!r} ({role}): {st.state}: {st.detail}")
         assert st.path is not None

@@ -135,7 +135,8 @@ class Stylizer(ABC):
             raise WeightsError(
                 f"no trained weights are installed for {cls.name}: the default {name!r} is not in the "
                 f"catalog yet. Available for {cls.name}: {', '.join(candidates) or 'none'}. "
-                f"Use --weights NAME, or --method gatys, which needs no trained weights."
+                "Choose others with {weights}=NAME, or {method}=gatys, which needs no trained weights.",
+                settings=("weights", "method"),
             )
         spec = catalog.get(name)
         if spec.method != cls.name:

@@ -235,7 +235,8 @@ class TrainConfig(BaseModel):
                 f"{self.method} trains on crops whose side divides by {SANET_MULTIPLE} (relu5_1 is 1/16 "
                 f"of the input) and is at least {smallest} px"
                 + (f" (the {self.gan_scales}-scale discriminators)" if self.discriminators else "")
-                + f"; got --size {self.size}"
+                + f"; got {{size}}={self.size}",
+                settings=("size",),
             )
 
 
@@ -399,19 +400,22 @@ class Trainer:
         if upsample != self.cfg.upsample:
             raise ParameterError(
                 f"{self.out} trains a decoder with {upsample} upsampling; it cannot continue with "
-                f"{self.cfg.upsample} (--set upsample={upsample})"
+                f"{self.cfg.upsample} ({{upsample}}={upsample})",
+                settings=("upsample",),
             )
         frozen = sorted(state["config"].get("freeze", []))
         if frozen != sorted(self.cfg.freeze):  # the optimiser holds other parameters
             raise ParameterError(
                 f"{self.out} was trained with freeze={frozen}; continue it with the same setting "
-                f"(--set freeze=[{', '.join(frozen)}]), or start a new run from its export with --init-from"
+                f"({{freeze}}=[{', '.join(frozen)}]), or start a new run from its export with {{init_from}}",
+                settings=("freeze", "init_from"),
             )
         missing = [k for k in [*self.models, *self.optimizers] if k not in state]
         if self.cfg.discriminators and set(self.cfg.discriminators) <= set(missing):
             raise ParameterError(
-                f"{self.out} was trained without a GAN term; continue it with --set gan_weight=0, or start "
-                "a new run from its export with --init-from"
+                f"{self.out} was trained without a GAN term; continue it with {{gan_weight}}=0, or start "
+                "a new run from its export with {init_from}",
+                settings=("gan_weight", "init_from"),
             )
         if missing:
             raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")
@@ -607,7 +611,10 @@ def init_files(source: Path | str, method: str, roles: list[str], encoder: str) 
     if not path.is_file():
         catalog = load_catalog()
         if str(source) not in catalog.names():
-            raise WeightsError(f"--init-from {source}: neither a file nor a weights name in the catalog")
+            raise WeightsError(
+                f"{{init_from}}={source}: neither a file nor a weights name in the catalog",
+                settings=("init_from",),
+            )
         spec = catalog.get(str(source))
         family = {"adain"} if method == "adain" else {"sanet", "rast"}  # sanet and rast share networks
         if spec.method not in family:
@@ -624,9 +631,12 @@ def init_files(source: Path | str, method: str, roles: list[str], encoder: str) 
             files = {r: path.with_name(f"{stem}.{r}{path.suffix}") for r in roles}
             absent = [str(p) for p in files.values() if not p.is_file()]
             if absent:
-                raise WeightsError(f"--init-from {path}: missing {', '.join(absent)}")
+                raise WeightsError(
+                    f"{{init_from}}={path}: missing {', '.join(absent)}", settings=("init_from",)
+                )
             return files
     raise WeightsError(
-        f"--init-from {path}: {method} needs {' and '.join(roles)} weights; give a catalog name or one "
-        f"file of a pair named NAME.{roles[0]}{path.suffix} / NAME.{roles[1]}{path.suffix}"
+        f"{{init_from}}={path}: {method} needs {' and '.join(roles)} weights; give a catalog name or one "
+        f"file of a pair named NAME.{roles[0]}{path.suffix} / NAME.{roles[1]}{path.suffix}",
+        settings=("init_from",),
     )

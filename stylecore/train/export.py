@@ -267,7 +267,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | --- | --- |
 {file_rows}
 | data | {data} |
-| held out | {len(config.exclude)} evaluation files (`benchmarks/eval_split.txt`) |
+| held out | {len(config.exclude)} evaluation files (`stylecore/data/eval_split.txt`) |
 | steps | {meta["steps"]} |
 | crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |
 | batch | {config.batch} |

@@ -112,14 +112,13 @@ def image(
     if fmt not in ("jpg", "png", "webp"):
         problems.append(f"--format {fmt!r}: choose jpg, png or webp")
     problems += check_readable([*contents, *styles, *([mask] if mask else [])])
-    items: list = []
     try:
         items, plan_problems = plan_image_items(
             contents, styles, out, method=method, fmt=fmt, mix=mix, mask=mask
         )
-        problems += plan_problems
     except StyleCoreError as exc:
-        problems.append(explain(exc))
+        items, plan_problems = [], [explain(exc)]
+    problems += plan_problems
     if problems:
         raise fail(problems)
 

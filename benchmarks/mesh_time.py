@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import MANIFESTS, SHARED
-from stylecore.encoders import load_encoder
 from stylecore.imageio import read_image, write_image
 from stylecore.mesh import MeshStyleConfig, before_after, load_mesh, stylize_mesh, turntable, write_obj
+from stylecore.models import load_encoder
 
 SPOT = SHARED / "meshes" / "spot_textured" / "cow.obj"
 

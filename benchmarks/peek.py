@@ -14,19 +14,17 @@ from pathlib import Path
 import torch
 
 from benchmarks.quality import split
-from stylecore.encoders import load_encoder
 from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
-from stylecore.methods.sanet import Transform
-from stylecore.models import build_module
+from stylecore.models import build_module, load_encoder
+from stylecore.nets.transformer import Transform
 from stylecore.ops import adain, mean_std
+from stylecore.train.export import read_snapshot
 from stylecore.train.loop import TrainConfig, checkpoint_weights
 
 
 def load_run(ckpt: Path) -> object:
-    if ckpt.suffix == ".safetensors":  # a snapshot from benchmarks/device_train.py
-        from benchmarks.device_train import read_snapshot
-
+    if ckpt.suffix == ".safetensors":  # a snapshot (stylize train --snapshots)
         state = read_snapshot(ckpt)
     else:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)

@@ -64,9 +64,9 @@ def main() -> None:
 
         # 1. the plain loop: the library alone, same items, same model settings
         from flows.manifest import load_manifest, plan
-        from stylecore.encoders import load_encoder  # noqa: F401  (imported before timing, like the flow's worker)
         from stylecore.methods import get_method
         from stylecore.metrics import Metrics
+        from stylecore.models import load_encoder  # noqa: F401  (imported before timing, like the flow's worker)
         from stylecore.runner import ImageRunner, WorkItem
 
         p = plan(load_manifest(manifest), manifest)

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.quality [--methods gatys adain sanet rast] [--size 512]
         [--contents 8] [--styles 8] [--offset 0] [--gatys-steps 200] [--out output/quality]
 
-The split is ``benchmarks/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
+The split is ``stylecore/data/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
 ``stylize train`` never sees). For each method, over the same pairs at ``--size`` px (longest side):
 mean f_c(output, content) and f_s(output, style) with the vgg16-hed encoder, and the medians of
 the grid-artefact score and amplitude (``stylecore.metrics.checkerboard`` and ``grid_amplitude``);
@@ -31,13 +31,13 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks._common import ROOT, SHARED
-from stylecore.encoders import load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import read_image, resize_max_side, write_image
 from stylecore.methods import get_method
 from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks
+from stylecore.models import load_encoder
+from stylecore.train.data import eval_split
 
-SPLIT = ROOT / "benchmarks" / "eval_split.txt"
 # per image: the grid's detection ratio and its size in grey levels (stylecore.metrics)
 GRID_MEASURES = {"grid": checkerboard, "grid_amp": grid_amplitude}
 
@@ -64,9 +64,7 @@ def image_measures(image: torch.Tensor, content: torch.Tensor) -> dict[str, floa
 
 
 def split() -> tuple[list[Path], list[Path]]:
-    names = [
-        line.strip() for line in SPLIT.read_text().splitlines() if line.strip() and not line.startswith("#")
-    ]
+    names = eval_split()
     contents = [SHARED / n for n in names if n.startswith("content/")]
     styles = [SHARED / n for n in names if n.startswith("style/")]
     return contents, styles

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import SHARED
-from stylecore.encoders import load_encoder
+from stylecore.models import load_encoder
 from stylecore.train import loop
 from stylecore.train.loop import TrainConfig, Trainer
 

@@ -19,10 +19,10 @@ import torch
 
 from flows.store import OutputStore
 from stylecore.device import resolve_device
-from stylecore.encoders import load_encoder
 from stylecore.imageio import encode_image
 from stylecore.methods import Stylizer, get_method
 from stylecore.metrics import Metrics
+from stylecore.models import load_encoder
 from stylecore.runner import ImageRunner, WorkItem
 
 METRICS_ENCODER = "vgg16-hed"  # every f_c / f_s in the store is computed with this one encoder

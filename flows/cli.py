@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from stylecore.errors import StyleCoreError
+from stylecore.errors import StyleCoreError, WeightsNotImportedError
 
 app = typer.Typer(help="stylepipe: batch neural style transfer.", no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, verify and import model weights.", no_args_is_help=True)
@@ -34,6 +34,30 @@ def fail(problems: list[str] | str, code: int = 1) -> typer.Exit:
     for p in [problems] if isinstance(problems, str) else problems:
         err.print(f"[red]•[/red] {p}", soft_wrap=True)
     return typer.Exit(code)
+
+
+# The option that sets each library setting an error message names (StyleCoreError.settings);
+# the training settings without an option of their own are `--set NAME=VALUE`.
+OPTIONS = {
+    "weights": "--weights",
+    "method": "--method",
+    "mix": "--mix",
+    "mask": "--mask",
+    "role": "--role",
+    "size": "--size",
+    "init_from": "--init-from",
+}
+
+
+def explain(exc: StyleCoreError) -> str:
+    """A library error in this CLI's terms: each setting it names written as the option that sets it."""
+
+    def option(setting: str) -> str:
+        if setting == "import" and isinstance(exc, WeightsNotImportedError):
+            return f"stylize weights import {exc.name} PATH" + (f" --role {exc.role}" if exc.role else "")
+        return OPTIONS.get(setting, f"--set {setting}")
+
+    return exc.render(option)
 
 
 def parse_params(pairs: list[str]) -> dict[str, object]:
@@ -94,7 +118,12 @@ def image(
     if fmt not in ("jpg", "png", "webp"):
         problems.append(f"--format {fmt!r}: choose jpg, png or webp")
     problems += check_readable([*contents, *styles, *([mask] if mask else [])])
-    items, plan_problems = plan_image_items(contents, styles, out, method=method, fmt=fmt, mix=mix, mask=mask)
+    try:
+        items, plan_problems = plan_image_items(
+            contents, styles, out, method=method, fmt=fmt, mix=mix, mask=mask
+        )
+    except StyleCoreError as exc:
+        items, plan_problems = [], [explain(exc)]
     problems += plan_problems
     if problems:
         raise fail(problems)
@@ -105,7 +134,7 @@ def image(
             stylizer = get_method(method).load(weights, device=device)
         runner = ImageRunner(stylizer, params=params, size=size, style_size=style_size, seed=seed)
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
     console.print(
         f"{len(items)} image(s) with {method} (weights: {stylizer.weights_name or 'none needed'}, "
         f"encoder: {stylizer.encoder.name}, device: {stylizer.device}) -> {out}"
@@ -414,10 +443,28 @@ TRAIN_OPTION_FIELDS = {
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="adain, sanet or rast")],
-    content: Annotated[list[Path], typer.Option("--content", help="folder of content photos (repeatable)")],
-    style: Annotated[list[Path], typer.Option("--style", help="folder of style images (repeatable)")],
     steps: Annotated[int, typer.Option(help="total optimisation steps")],
     out: Annotated[Path, typer.Option(help="checkpoint file (optimiser state included; keep out of git)")],
+    content: Annotated[
+        list[Path] | None, typer.Option("--content", help="folder of content photos (repeatable)")
+    ] = None,
+    style: Annotated[
+        list[Path] | None, typer.Option("--style", help="folder of style images (repeatable)")
+    ] = None,
+    packed: Annotated[
+        Path | None,
+        typer.Option(
+            help="a folder written by `stylize pack`: its images and fp16 encoder trunk instead of "
+            "--content/--style and the HED weights"
+        ),
+    ] = None,
+    snapshots: Annotated[
+        Path | None,
+        typer.Option(
+            help="after every checkpoint also write the fp16 weights (config, step and hardware in their "
+            "metadata) and the CSV log into this folder; `stylize weights export` takes them"
+        ),
+    ] = None,
     size: Annotated[
         int, typer.Option(help="square crop side in pixels (sanet: multiple of 16, >= 64; rast: >= 128)")
     ] = 128,
@@ -432,7 +479,10 @@ def train(
         ),
     ] = None,
     exclude: Annotated[
-        Path | None, typer.Option(help="file listing held-out images (default: benchmarks/eval_split.txt)")
+        Path | None,
+        typer.Option(
+            help="file listing held-out images (default: the evaluation split shipped with stylecore)"
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     checkpoint_minutes: Annotated[float, typer.Option(help="minutes between checkpoints")] = 5.0,
@@ -454,19 +504,28 @@ def train(
 
     adain trains a decoder; sanet and rast train the SANet transformer and a decoder (rast also two
     PatchGAN discriminators, sanet one with --set gan_weight=W; kept in the checkpoint, not exported).
-    Export with `stylize weights export`.
+    Export with `stylize weights export`. On a machine that gets only the repository and a small
+    folder: `stylize pack` here, `train --packed DIR --snapshots OUT --minutes M` there.
     """
+    import torch
     from pydantic import ValidationError
 
+    from stylecore.train.data import eval_split
+    from stylecore.train.export import write_snapshot
     from stylecore.train.loop import TrainConfig, Trainer
+    from stylecore.train.pack import ENCODER_FILE, pack_summary, packed_encoder, packed_names
 
-    default_split = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_split.txt"
-    split = exclude or (default_split if default_split.is_file() else None)
-    held_out = []
-    if split is not None:
-        held_out = [
-            Path(line).name for line in split.read_text().splitlines() if line and not line.startswith("#")
-        ]
+    if packed is not None:
+        if content or style:
+            raise fail("--packed brings its own images: leave out --content and --style", code=2)
+        content, style = [packed / "content"], [packed / "style"]
+    elif not content or not style:
+        raise fail("give --content and --style folders, or a --packed folder", code=2)
+    try:
+        names = eval_split(exclude)
+    except StyleCoreError as exc:
+        raise fail(explain(exc)) from None
+    held_out = packed_names(names) if packed is not None else [Path(n).name for n in names]
     extra = parse_params(overrides or [])
     taken = sorted(set(extra) & TRAIN_OPTION_FIELDS)
     if taken:
@@ -494,13 +553,16 @@ def train(
         ) from None
     try:
         with console.status("loading the training images ..."):
-            trainer = Trainer(cfg, out, device=device)
+            encoder = packed_encoder(packed / ENCODER_FILE) if packed is not None else None
+            trainer = Trainer(cfg, out, device=device, encoder=encoder)
         if resume and trainer.resume():
             console.print(f"resumed {out} at step {trainer.step}")
         elif out.exists() and not resume:
             raise fail(f"{out} exists: pass --resume to continue it, or choose another --out")
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
+    if trainer.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
     weights = ", ".join(f"{k} {v:g}" for k, v in cfg.loss_weights().items())
     console.print(
         f"training {method}: {len(trainer.content.pool)} contents, {len(trainer.style.pool)} styles, "
@@ -519,6 +581,14 @@ def train(
             f"step {row['step']:>7}/{steps}  loss {row['loss']:.4g}  {terms}  {row['it_per_s']:.2f} it/s"
         )
 
+    on_save = None
+    if snapshots is not None:
+        data = pack_summary(packed) if packed is not None else None
+
+        def on_save(path: Path) -> None:
+            write_snapshot(trainer, snapshots, data=data)
+            console.print(f"snapshot at step {trainer.step} -> {snapshots}")
+
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -526,7 +596,9 @@ def train(
     # shell put in the background ignores SIGINT, so SIGTERM is the way to stop it.)
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        path = trainer.run(on_log=show, max_seconds=None if minutes is None else minutes * 60)
+        path = trainer.run(
+            on_log=show, max_seconds=None if minutes is None else minutes * 60, on_save=on_save
+        )
     except KeyboardInterrupt:
         trainer.save()
         raise fail(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume") from None
@@ -535,14 +607,48 @@ def train(
     console.print(f"{'done' if trainer.step >= steps else f'stopped at step {trainer.step}'}: {path}")
 
 
+@app.command("pack")
+def pack_data(
+    datasets: Annotated[Path, typer.Argument(help="a folder holding content/ and style/ image folders")],
+    out: Annotated[Path, typer.Option(help="the folder to write")],
+    side: Annotated[int, typer.Option(min=16, help="short side of the packed images, in pixels")] = 256,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="WebP quality")] = 80,
+    max_content: Annotated[int | None, typer.Option(min=1, help="pack at most this many contents")] = None,
+) -> None:
+    """Pack training images (minus the evaluation split) and the encoder trunk in fp16 into a folder
+    for training on another machine (`stylize train METHOD --packed DIR` there)."""
+    from stylecore.train.pack import ENCODER_FILE, LAST_LAYER, pack
+
+    try:
+        with console.status(f"packing {datasets} ..."):
+            record = pack(datasets, out, side=side, quality=quality, max_content=max_content)
+    except StyleCoreError as exc:
+        raise fail(explain(exc)) from None
+    for kind in ("content", "style"):
+        console.print(f"{kind}: {record[kind]} images -> {out / kind}")
+    console.print(
+        f"encoder up to {LAST_LAYER} -> {out / ENCODER_FILE}; {record['bytes'] / 2**20:.1f} MiB in all"
+    )
+
+
 @weights_app.command("export")
 def weights_export(
-    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint written by stylize train")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="a checkpoint written by stylize train, or any file of a --snapshots folder"),
+    ],
     name: Annotated[str, typer.Option(help="catalog name, e.g. adain-vgg16hed")],
     note: Annotated[str | None, typer.Option(help="a status line for the model card")] = None,
     metrics: Annotated[
         Path | None,
         typer.Option(help="a JSON object of measured figures for the card, e.g. output/quality/adain.json"),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="the card's data row (default: the training folders, or what a snapshot recorded)"),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="weights folder to write into (default: the project's)")
     ] = None,
 ) -> None:
     """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""
@@ -550,11 +656,12 @@ def weights_export(
 
     try:
         measured = read_metrics(metrics) if metrics is not None else None
-        entry = export_checkpoint(checkpoint, name, note=note, metrics=measured)
+        entry = export_checkpoint(checkpoint, name, root=root, note=note, metrics=measured, data=data)
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
+    folder = root if root is not None else "weights"
     for f in entry["files"]:
-        console.print(f"exported {name} ({f['role']}): weights/{f['filename']} sha256 {f['sha256']}")
+        console.print(f"exported {name} ({f['role']}): {folder}/{f['filename']} sha256 {f['sha256']}")
 
 
 @weights_app.command("list")
@@ -565,7 +672,7 @@ def weights_list() -> None:
     try:
         catalog = load_catalog()
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
     # names are what users type: never cut them (the other columns wrap instead)
     widest = max((len(spec.name) for spec in catalog), default=4)
     table = Table(
@@ -602,7 +709,7 @@ def weights_verify(
         catalog = load_catalog()
         specs = [catalog.get(n) for n in names] if names else list(catalog)
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
     bad = []
     for spec in specs:
         for st in catalog.status(spec):
@@ -632,7 +739,7 @@ def weights_import(
     try:
         dest = import_weights(load_catalog(), name, path, role)
     except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        raise fail(explain(exc)) from None
     console.print(f"imported {name} from {path} -> {dest}")
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from flows.store import OutputStore
 from stylecore.device import resolve_device
-from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import encode_image, read_image
+from stylecore.models import load_encoder
+from stylecore.nets.encoder import VGGEncoder
 
 
 @lru_cache(maxsize=2)

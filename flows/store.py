@@ -23,6 +23,9 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from stylecore.fsio import atomic_write_bytes
 
 METRICS_COLUMNS = {
     "run_id": pa.string(),
@@ -63,8 +66,12 @@ class OutputStore:
         return self.fs.exists(self.path(rel))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        """Atomic: write a hidden temporary sibling, then rename it over the target."""
+        """Atomic: write a hidden temporary sibling, then rename it over the target (on a local disk
+        through :func:`stylecore.fsio.atomic_write_bytes`, elsewhere through fsspec)."""
         target = self.path(rel)
+        if isinstance(self.fs, LocalFileSystem):
+            atomic_write_bytes(target, data)
+            return
         parent, name = posixpath.split(target)
         self.fs.makedirs(parent, exist_ok=True)
         tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from stylecore.errors import ParameterError
-from stylecore.imageio import from_pil, read_image, to_pil
+from stylecore.imageio import SUPPORTED_SUFFIXES, from_pil, read_image, to_pil
 from stylecore.methods import StyleCode, Stylizer, get_method
 from stylecore.runner import collect_images
 
@@ -159,8 +159,6 @@ def scan_dataset(source: Path) -> tuple[list[LabelledImage], list[str]]:
     ImageFolder: each sub-folder is a class, its images are found recursively (as torchvision's
     ``ImageFolder`` does); files at the top level belong to no class and are left out.
     """
-    from stylecore.imageio import SUPPORTED_SUFFIXES
-
     if source.is_dir():
         classes = sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not classes:

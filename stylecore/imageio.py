@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import stat
 import warnings
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from stylecore.errors import ImageError, ParameterError
+from stylecore.fsio import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -220,25 +220,10 @@ def write_image(img: torch.Tensor, path: str | Path, *, quality: int = 95) -> Pa
     """
     path = Path(path)
     data = encode_image(img, path.suffix, quality=quality, name=path)
-    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        # os.open with 0o666 lets the umask decide permissions (mkstemp would force 0600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
+        atomic_write_bytes(path, data)
     except Exception as exc:
         raise ImageError(path, f"cannot write image ({_reason(exc)})") from exc
-    finally:
-        if tmp is not None:  # covers KeyboardInterrupt too
-            with contextlib.suppress(OSError):
-                tmp.unlink()
     return path
 
 
@@ -394,16 +379,6 @@ def _fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
         return w, h
     scale = max_side / longest
     return max(1, round(w * scale)), max(1, round(h * scale))
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform/filesystem, so best effort.
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _reason(exc: BaseException) -> str:

@@ -20,8 +20,8 @@ import torch
 from torch.nn import functional as F
 
 from stylecore.color import luminance
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder
 from stylecore.errors import ParameterError
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import gram, mean_std
 
 CONTENT_LAYERS = ("relu4_1", "relu5_1")
@@ -40,10 +40,6 @@ class Metrics:
 
     def __init__(self, encoder: VGGEncoder) -> None:
         self.encoder = encoder
-
-    @property
-    def encoder_name(self) -> str:
-        return self.encoder.name
 
     @torch.no_grad()
     def style_stats(self, images: torch.Tensor) -> StyleStats:

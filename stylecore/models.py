@@ -1,6 +1,7 @@
 """Module layouts by name, so a weights file can be checked and loaded strictly into its architecture.
 
-Each :class:`~stylecore.weights.WeightsFile` names an ``arch`` from :data:`ARCHS`.
+Each :class:`~stylecore.weights.WeightsFile` names an ``arch`` from :data:`ARCHS`; the architectures
+themselves are in :mod:`stylecore.nets`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stylecore.decoders import LAYOUTS, UPSAMPLING, VGGDecoder, decoder_arch
-from stylecore.encoders import VGGEncoder, convert_state_dict, hed_h5_state_dict
-from stylecore.errors import UnknownNameError
-from stylecore.methods.sanet import Transform
-from stylecore.weights import load_strict, read_state_dict
+from stylecore.errors import ParameterError, UnknownNameError, WeightsError
+from stylecore.nets.decoder import LAYOUTS, UPSAMPLING, VGGDecoder, decoder_arch
+from stylecore.nets.encoder import VGGEncoder, convert_state_dict, hed_h5_state_dict
+from stylecore.nets.transformer import Transform
+from stylecore.weights import Catalog, load_catalog, load_strict, read_state_dict
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "vgg16-hed": lambda: VGGEncoder("vgg16-hed"),
@@ -47,14 +48,29 @@ def load_module(arch: str, path: str | Path) -> nn.Module:
     return module.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
+def load_encoder(
+    name: str = "vgg16-hed",
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    catalog: Catalog | None = None,
+) -> VGGEncoder:
+    """Build the named encoder with its verified weights from the weights catalog."""
+    catalog = catalog or load_catalog()
+    spec = catalog.get(name)
+    if spec.kind != "encoder":
+        raise ParameterError(f"weights {name!r} are a {spec.kind}, not an encoder")
+    encoder = load_module(spec.arch, catalog.verified_path(spec, "encoder"))
+    assert isinstance(encoder, VGGEncoder)
+    return encoder.to(device=device, dtype=dtype)
+
+
 def import_weights(catalog, name: str, path: str | Path, role: str | None = None) -> Path:
     """Check a user's file against the entry's architecture (strict keys and shapes), then record it.
 
     Only entries with ``location: import`` take files: the project's own weights are verified by
     their catalogued sha256 instead.
     """
-    from stylecore.errors import WeightsError
-
     spec = catalog.get(name)
     if spec.location != "import":
         raise WeightsError(f"weights {name!r} ship with stylepipe ({spec.location}); nothing to import")
@@ -62,7 +78,9 @@ def import_weights(catalog, name: str, path: str | Path, role: str | None = None
     if role is None:
         if len(roles) > 1:
             raise WeightsError(
-                f"weights {name!r} have several files; choose one with --role ({', '.join(roles)})"
+                f"weights {name!r} have several files; say which this is with {{role}}=ROLE "
+                f"({', '.join(roles)})",
+                settings=("role",),
             )
         role = roles[0]
     path = Path(path)

@@ -7,8 +7,6 @@ is written atomically; a bad item (corrupt content, unreadable style) becomes a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 
 from stylecore.errors import ImageError, ParameterError, StyleCoreError
 from stylecore.imageio import (
@@ -29,6 +28,7 @@ from stylecore.imageio import (
     write_image,
 )
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
+from stylecore.methods.photoreal import paired_regions
 from stylecore.metrics import Metrics, StyleStats, ssim
 
 METRICS_MAX_SIDE = 1024  # metrics of larger outputs are computed on a downscaled copy
@@ -72,12 +72,6 @@ class ItemResult:
     @property
     def name(self) -> str:
         return self.item.name
-
-
-def params_digest(method: str, params: Mapping[str, Any], weights: str | None) -> str:
-    """Short stable hash of what determines an output (for deterministic output names)."""
-    blob = json.dumps({"method": method, "params": dict(params), "weights": weights}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def collect_images(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -176,10 +170,6 @@ class ImageRunner:
             raise ParameterError(f"{self.stylizer.name} does not support semantic masks")
         if len(item.styles) != 1:
             raise ParameterError("semantic masks pair one content with one style")
-        from torch.nn import functional as F
-
-        from stylecore.methods.photoreal import paired_regions
-
         content_seg = read_image(item.segs[0])
         style_seg = read_image(item.segs[1])
         style = self.style_image(item.styles[0])
@@ -314,10 +304,6 @@ class ImageRunner:
             result.error = str(exc)
         return result
 
-    def run_one(self, item: WorkItem, write: Writer | None = None) -> ItemResult:
-        (result,) = self.run([item], write)
-        return result
-
     def measure(self, output: torch.Tensor, content: torch.Tensor, item: WorkItem) -> dict[str, float]:
         """f_c, f_s (single style) and SSIM, at most METRICS_MAX_SIDE px so huge photos stay affordable."""
         assert self.metrics is not None
@@ -394,17 +380,22 @@ def plan_image_items(
     """Every content x every style, or every content x one mixed/masked style set.
 
     Output names are ``<content>__<style>__<method>.<fmt>``; two items that would share a name are
-    reported rather than silently overwriting each other.
+    reported rather than silently overwriting each other. ``mix`` and ``mask`` that do not fit the
+    styles raise :class:`ParameterError`.
     """
-    problems: list[str] = []
     if mix is not None and mask is not None:
-        problems.append("--mix and --mask cannot be combined: mix blends styles, mask places them")
+        raise ParameterError(
+            "{mix} and {mask} cannot be combined: mix blends styles, mask places them",
+            settings=("mix", "mask"),
+        )
     if mix is not None and len(mix) != len(styles):
-        problems.append(f"--mix has {len(mix)} weight(s) for {len(styles)} style(s); give one per style")
+        raise ParameterError(
+            f"{{mix}} has {len(mix)} weight(s) for {len(styles)} style(s); give one per style",
+            settings=("mix",),
+        )
     if mask is not None and len(styles) != 2:
-        problems.append(f"--mask places exactly two styles, got {len(styles)}")
-    if problems:
-        return [], problems
+        raise ParameterError(f"{{mask}} places exactly two styles, got {len(styles)}", settings=("mask",))
+    problems: list[str] = []
     items: list[WorkItem] = []
     for c in contents:
         if mix is not None or mask is not None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylecore.errors import UnknownNameError, WeightsError
+from stylecore.errors import UnknownNameError, WeightsError, WeightsNotImportedError
+from stylecore.fsio import atomic_copy, atomic_write_text
 from stylecore.paths import home_dir, package_dir
 
 CATALOG_FILE = "catalog.json"
@@ -150,11 +149,7 @@ class Catalog:
             return folder / wf.filename
         record = self._imports.get(spec.name, {}).get(role)
         if record is None:
-            raise WeightsError(
-                f"weights {spec.name!r} are not installed: they cannot be downloaded here; import the "
-                f"file you have with: stylize weights import {spec.name} PATH"
-                + (f" --role {role}" if len(spec.files) > 1 else "")
-            )
+            raise WeightsNotImportedError(spec.name, role if len(spec.files) > 1 else None)
         return self.home / "weights" / record["filename"]
 
     def status(self, spec: WeightsSpec) -> list[FileStatus]:
@@ -179,6 +174,8 @@ class Catalog:
     def verified_path(self, spec: WeightsSpec, role: str) -> Path:
         """The file's path after checking that it exists and matches its sha256."""
         (st,) = [s for s in self.status(spec) if s.role == role]
+        if st.state == "not imported":
+            self.path(spec, role)  # raises the error itself: it says how to install or import the file
         if st.state != "ok":
             raise WeightsError(f"weights {spec.name!r} ({role}): {st.state}: {st.detail}")
         assert st.path is not None
@@ -193,13 +190,13 @@ class Catalog:
         dest_dir.mkdir(parents=True, exist_ok=True)
         digest = sha256_file(source)
         dest = dest_dir / f"{spec.name}.{role}-{digest[:8]}{source.suffix}"
-        _atomic_copy(source, dest)
+        atomic_copy(source, dest)
         self._imports.setdefault(spec.name, {})[role] = {
             "filename": dest.name,
             "sha256": digest,
             "imported_from": str(source.resolve()),
         }
-        _atomic_write_text(dest_dir / IMPORTS_FILE, json.dumps(self._imports, indent=2, sort_keys=True))
+        atomic_write_text(dest_dir / IMPORTS_FILE, json.dumps(self._imports, indent=2, sort_keys=True))
         return dest
 
 
@@ -266,30 +263,6 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source:
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def _atomic_copy(src: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(dest: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary shared files
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
     """Add or replace one entry of ``catalog.json`` (validated first, written atomically)."""
     WeightsSpec.from_json(entry)  # refuse a malformed entry before touching the file
@@ -303,4 +276,4 @@ def upsert_entry(entry: Mapping[str, Any], root: Path | None = None) -> None:
         raw["weights"][names.index(entry["name"])] = dict(entry)
     else:
         raw["weights"].append(dict(entry))
-    _atomic_write_text(path, json.dumps(raw, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(raw, indent=2) + "\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylecore.encoders import VGGEncoder
+from stylecore.nets.encoder import VGGEncoder
 from tests.prefect_server import STYLIZE, free_port
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -129,6 +129,20 @@ def test_method_without_trained_weights_says_so(images, tmp_path):
     assert "not installed" in res.output and "stylize weights import adain-vgg19-upstream" in res.output
 
 
+def test_library_errors_name_the_cli_options(images, tmp_path, monkeypatch):
+    """The library speaks of its settings (weights=NAME, role=ROLE); the CLI names its options."""
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(Path(__file__).parent / "data" / "empty"))
+    res = run("image", "-m", "sanet", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o")
+    assert res.exit_code == 1 and "no trained weights are installed for sanet" in res.output
+    assert "--weights=NAME, or --method=gatys" in res.output and "weights=NAME, or method" not in res.output
+    monkeypatch.delenv("STYLEPIPE_WEIGHTS")
+    torch.save(upstream_decoder().state_dict(), tmp_path / "decoder.pth")
+    res = run("weights", "import", "sanet-vgg19-upstream", tmp_path / "decoder.pth")
+    assert res.exit_code == 1 and "with --role=ROLE (transformer, decoder)" in res.output
+    res = run("image", "-c", images["content"], "-s", images["style"], "--mask", images["style2"])
+    assert res.exit_code == 1 and "--mask places exactly two styles, got 1" in res.output
+
+
 def test_unknown_method_suggests(images, tmp_path):
     res = run(
         "image", "-m", "sanett", "-c", images["content"], "-s", images["style"], "--out", tmp_path / "o"

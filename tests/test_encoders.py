@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder, upstream_vgg19_key_map
 from stylecore.errors import UnknownNameError
-from stylecore.models import import_weights
+from stylecore.models import import_weights, load_encoder
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder, upstream_vgg19_key_map
 from stylecore.weights import load_catalog
 from tests.conftest import needs_hed, synthetic_image
 from tests.upstream_layouts import UPSTREAM_SLICES, upstream_vgg

@@ -9,7 +9,7 @@ from stylecore.color import rgb_to_ycbcr
 from stylecore.errors import ParameterError, UnknownNameError
 from stylecore.methods import get_method, list_methods
 from stylecore.methods.base import pad_for_networks
-from stylecore.methods.sanet import SANetBlock
+from stylecore.nets.transformer import SANetBlock
 from stylecore.ops import mean_variance_norm
 from tests.conftest import synthetic_image
 
@@ -150,7 +150,7 @@ def test_mask_shape_is_checked(random_encoder, content_batch, style_images):
 
 def test_sanet_attention_matches_the_upstream_formula():
     """Chunked SDPA attention == upstream's explicit bmm/softmax, including across chunk borders."""
-    import stylecore.methods.sanet as sanet_mod
+    import stylecore.nets.transformer as sanet_mod
 
     torch.manual_seed(0)
     block = SANetBlock(8)

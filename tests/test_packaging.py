@@ -60,6 +60,7 @@ def test_wheel_carries_code_weights_and_examples(wheel):
     for f in (ROOT / "manifests").rglob("*"):
         if f.suffix in (".yaml", ".jpg") or f.name == "README.md":
             assert f"flows/examples/{f.relative_to(ROOT / 'manifests').as_posix()}" in names
+    assert "stylecore/data/eval_split.txt" in names
     assert "stylepipe-0.1.0.dist-info/entry_points.txt" in names
 
 

@@ -18,11 +18,11 @@ from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from stylecore.device import describe_device
-from stylecore.encoders import STYLE_LAYERS
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
-from stylecore.train.discriminator import MultiScalePatchGAN
+from stylecore.nets.discriminator import MultiScalePatchGAN
+from stylecore.nets.encoder import STYLE_LAYERS
 from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
 from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
@@ -182,7 +182,7 @@ def test_style_loss_is_zero_for_matching_statistics():
 
 
 def test_adain_losses_terms(random_encoder):
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     torch.manual_seed(0)
     dec = VGGDecoder("vgg16")
@@ -465,7 +465,7 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
     out = tmp_path / "run.ckpt"
     Trainer(config(folders, 1, upsample="nearest"), out, device="cpu", encoder=random_encoder).run()
     other = Trainer(config(folders, 2), out, device="cpu", encoder=random_encoder)
-    with pytest.raises(ParameterError, match=r"nearest upsampling.*--set upsample=nearest"):
+    with pytest.raises(ParameterError, match=r"nearest upsampling.*\(upsample=nearest\)"):
         other.resume()
     same = Trainer(config(folders, 2, upsample="nearest"), out, device="cpu", encoder=random_encoder)
     assert same.resume() and same.decoder.upsample == "nearest"
@@ -709,7 +709,7 @@ def test_cli_train_reports_bad_settings_before_loading_anything(folders, tmp_pat
     base += ["--out", str(tmp_path / "x.ckpt"), "--device", "cpu"]
     runner = CliRunner()
     result = runner.invoke(app, [*base, "--size", "72"])
-    assert result.exit_code == 1 and "divides by 16" in result.output
+    assert result.exit_code == 1 and "divides by 16" in result.output and "got --size=72" in result.output
     result = runner.invoke(app, [*base, "--set", "style_diff_weight=2"])
     assert (
         result.exit_code == 1
@@ -719,6 +719,24 @@ def test_cli_train_reports_bad_settings_before_loading_anything(folders, tmp_pat
     result = runner.invoke(app, [*base, "--set", "lr=1"])
     assert result.exit_code == 2 and "own options" in result.output
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_cli_train_names_its_options_in_library_errors(folders, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = tmp_path / "x.ckpt"
+    base = ["train", "adain", "--content", str(folders[0]), "--style", str(folders[1]), "--steps", "5"]
+    base += ["--size", "32", "--out", str(out), "--device", "cpu", "--minutes", "0"]
+    runner = CliRunner()
+    assert runner.invoke(app, [*base, "--set", "upsample=nearest"]).exit_code == 0 and out.is_file()
+    result = runner.invoke(app, [*base, "--resume"])
+    assert result.exit_code == 1 and "(--set upsample=nearest)" in result.output
+    result = runner.invoke(app, [*base[:-6], "--out", str(tmp_path / "y.ckpt"), "--init-from", "no-such"])
+    assert result.exit_code == 1 and "--init-from=no-such: neither a file nor" in result.output
+    result = runner.invoke(app, ["train", "adain", "--steps", "1", "--out", str(tmp_path / "z.ckpt")])
+    assert result.exit_code == 2 and "--packed" in result.output
 
 
 def test_run_stops_at_its_time_budget_and_calls_on_save(folders, tmp_path, random_encoder, one_thread):

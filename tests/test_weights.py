@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stylecore.errors import UnknownNameError, WeightsError
+from stylecore.errors import UnknownNameError, WeightsError, WeightsNotImportedError
 from stylecore.methods import get_method
 from stylecore.models import build_module, import_weights
 from stylecore.weights import (
@@ -128,7 +128,7 @@ def test_wrong_or_missing_keys_fail_with_a_readable_report(tmp_path):
 
 
 def test_wrong_shapes_are_reported(tmp_path):
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     with pytest.raises(WeightsError, match=r"wrong shapes \(1\): 1.weight"):
         load_strict(
@@ -145,7 +145,7 @@ def test_a_vgg19_file_is_not_a_decoder(tmp_path):
 
 
 def test_decoder_upsamplings_share_their_keys_but_not_their_output():
-    from stylecore.decoders import VGGDecoder
+    from stylecore.nets.decoder import VGGDecoder
 
     nearest, bilinear = build_module("decoder-vgg16"), build_module("decoder-vgg16-bilinear")
     assert (nearest.upsample, bilinear.upsample) == ("nearest", "bilinear")
@@ -171,14 +171,18 @@ def test_pickled_code_is_refused(tmp_path):
 
 def test_import_requires_role_for_multi_file_entries(tmp_path):
     torch.save(upstream_decoder().state_dict(), tmp_path / "decoder.pth")
-    with pytest.raises(WeightsError, match="--role"):
+    with pytest.raises(WeightsError, match="role=ROLE") as exc:
         import_weights(load_catalog(), "sanet-vgg19-upstream", tmp_path / "decoder.pth")
+    assert exc.value.settings == {"role": "role"}  # the CLI writes it as --role
 
 
 def test_not_imported_entry_says_how_to_import():
     catalog = load_catalog()
-    with pytest.raises(WeightsError, match="stylize weights import adain-vgg19-upstream PATH"):
+    with pytest.raises(
+        WeightsNotImportedError, match=r"import_weights\(catalog, 'adain-vgg19-upstream', PATH\)"
+    ) as exc:
         get_method("adain").load("adain-vgg19-upstream", catalog=catalog, device="cpu")
+    assert (exc.value.name, exc.value.role) == ("adain-vgg19-upstream", None)
 
 
 def test_missing_default_weights_message():

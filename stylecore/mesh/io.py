@@ -13,8 +13,6 @@ gives the unit-bounding-sphere transform that cameras use, and files are written
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from stylecore.errors import ImageError, MeshError
+from stylecore.fsio import atomic_write_bytes
 from stylecore.imageio import SUPPORTED_SUFFIXES, read_image, write_image
 
 __all__ = [
@@ -466,31 +465,19 @@ def write_obj(mesh: TexturedMesh, texture: torch.Tensor | None, out_dir: str | P
     except ImageError as exc:
         raise MeshError(exc.path, exc.reason) from None
     mtl = f"newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {name}.png\n"
-    _atomic_write(out_dir / f"{name}.mtl", mtl.encode())
+    _write_file(out_dir / f"{name}.mtl", mtl.encode())
     lines = [f"# written by stylecore.mesh ({mesh.n_vertices} vertices, {mesh.n_triangles} triangles)"]
     lines += [f"mtllib {name}.mtl", "usemtl material_0"]
     lines += [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in mesh.vertices.tolist()]
     lines += [f"vt {u:.9g} {v:.9g}" for u, v in mesh.uvs.tolist()]
     f = np.stack([mesh.triangles + 1, mesh.uv_triangles + 1], axis=2).reshape(-1, 6)
     lines += [f"f {a}/{b} {c}/{d} {e}/{g}" for a, b, c, d, e, g in f.tolist()]
-    _atomic_write(obj_path, ("\n".join(lines) + "\n").encode())
+    _write_file(obj_path, ("\n".join(lines) + "\n").encode())
     return obj_path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp: Path | None = None
+def _write_file(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise MeshError(path, f"cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()

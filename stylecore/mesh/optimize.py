@@ -41,12 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
 from stylecore.device import resolve_device
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder
 from stylecore.errors import ParameterError
 from stylecore.imageio import read_image
 from stylecore.mesh.io import TexturedMesh, texel_coverage
 from stylecore.mesh.texture import TexturePyramid, composite, fill_gutters, level_weights, uv_to_grid
 from stylecore.mesh.views import ViewMaps, cached_view_maps, orbit_cameras
+from stylecore.models import load_encoder
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import gram
 
 __all__ = ["CONTENT_LAYER", "MeshStyleConfig", "MeshStyleResult", "stylize_mesh"]

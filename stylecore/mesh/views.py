@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stylecore.errors import MeshError, ParameterError
+from stylecore.fsio import atomic_open
 from stylecore.mesh.io import TexturedMesh
 
 __all__ = ["Camera", "ViewMaps", "cached_view_maps", "compute_view_maps", "orbit_cameras"]
@@ -215,13 +214,9 @@ def cached_view_maps(
         except (OSError, KeyError, ValueError):
             pass  # a damaged cache entry is only a lost speed-up
     maps = compute_view_maps(mesh, cameras, resolution)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with atomic_open(path) as fh:
             np.savez_compressed(fh, uv=maps.uv, depth=maps.depth, cos=maps.cos, mask=maps.mask)
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise MeshError(path, f"cannot write view cache ({exc.strerror or exc})") from None
     return maps

@@ -2,8 +2,8 @@
 
 Huang & Belongie, ICCV 2017.
 
-``t = AdaIN(f(c), f(s))`` at ``relu4_1``, decoded by :class:`~stylecore.decoders.VGGDecoder`. With the
-``vgg19-normalised`` encoder and the ``vgg19`` decoder layout, the upstream pytorch-AdaIN
+``t = AdaIN(f(c), f(s))`` at ``relu4_1``, decoded by :class:`~stylecore.nets.decoder.VGGDecoder`. With
+the ``vgg19-normalised`` encoder and the ``vgg19`` decoder layout, the upstream pytorch-AdaIN
 ``decoder.pth`` loads by key (see the ``adain-vgg19-upstream`` catalog entry).
 
 Masks follow the original Lua code: the content statistics of each region are taken over that region
@@ -16,10 +16,10 @@ from typing import ClassVar
 
 import torch
 
-from stylecore.decoders import VGGDecoder, layout_for
-from stylecore.encoders import VGGEncoder
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
+from stylecore.nets.decoder import VGGDecoder, layout_for
+from stylecore.nets.encoder import VGGEncoder
 from stylecore.ops import masked_mean_std, mean_std
 
 

@@ -25,8 +25,9 @@ from torch.nn import functional as F
 
 from stylecore.color import preserve_color
 from stylecore.device import resolve_device
-from stylecore.encoders import VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
+from stylecore.models import load_encoder, load_module
+from stylecore.nets.encoder import VGGEncoder
 from stylecore.weights import Catalog, load_catalog
 
 
@@ -134,7 +135,8 @@ class Stylizer(ABC):
             raise WeightsError(
                 f"no trained weights are installed for {cls.name}: the default {name!r} is not in the "
                 f"catalog yet. Available for {cls.name}: {', '.join(candidates) or 'none'}. "
-                f"Use --weights NAME, or --method gatys, which needs no trained weights."
+                "Choose others with {weights}=NAME, or {method}=gatys, which needs no trained weights.",
+                settings=("weights", "method"),
             )
         spec = catalog.get(name)
         if spec.method != cls.name:
@@ -143,8 +145,6 @@ class Stylizer(ABC):
             raise ParameterError(
                 f"weights {name!r} were trained with encoder {spec.encoder!r}, not {encoder!r}"
             )
-        from stylecore.models import load_module
-
         modules, sums = {}, {}
         for wf in spec.files:
             path = catalog.verified_path(spec, wf.role)

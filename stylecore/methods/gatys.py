@@ -18,9 +18,9 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field
 
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder
 from stylecore.methods.base import MethodParams, Stylizer
 from stylecore.methods.registry import register_method
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import gram
 
 CONTENT_LAYER = "relu4_2"

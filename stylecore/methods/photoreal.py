@@ -28,10 +28,10 @@ from pydantic import Field
 from torch.nn import functional as F
 
 from stylecore.color import luminance
-from stylecore.encoders import VGGEncoder
 from stylecore.errors import StyleCoreError
 from stylecore.methods.base import MethodParams, StyleCode, Stylizer
 from stylecore.methods.registry import register_method
+from stylecore.nets.encoder import VGGEncoder
 from stylecore.ops import masked_mean_std, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")

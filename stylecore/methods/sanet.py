@@ -1,16 +1,8 @@
 """SANet: "Arbitrary Style Transfer with Style-Attentional Networks" (Park & Lee, CVPR 2019).
 
-Style attention at ``relu4_1`` and ``relu5_1``: ``f`` and ``g`` 1x1 convs on mean-variance-normalised
-content/style features give queries and keys, ``h`` on the raw style features gives values, softmax
-over style positions, ``out_conv`` and a residual; the ``relu5_1`` result is upsampled, added, and a
-3x3 ``merge_conv`` mixes them. :class:`Transform` has the exact keys of the upstream
-``transformer_iter_*.pth`` (``sanet4_1.f.weight`` ... ``merge_conv.bias``).
-
-Memory: upstream materialises the (HW/64)^2 attention matrix (1 GiB per image at 1024 px, 16 GiB at
-2048 px). Here attention runs through ``scaled_dot_product_attention`` with ``scale=1`` (SANet does not
-scale), which uses memory-efficient kernels, and queries are processed in chunks, so memory grows
-linearly with the number of content positions. Keys/values of a style are computed once in
-``encode_style`` and cached.
+Encoder -> style attention at ``relu4_1`` and ``relu5_1`` (:class:`~stylecore.nets.transformer.Transform`,
+with the upstream ``transformer_iter_*.pth`` keys) -> decoder. Keys/values of a style are computed
+once in ``encode_style`` and cached in its :class:`StyleCode`.
 """
 
 from __future__ import annotations
@@ -19,67 +11,12 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from stylecore.decoders import VGGDecoder, layout_for
-from stylecore.encoders import VGGEncoder
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
-from stylecore.ops import mean_variance_norm
-
-QUERY_CHUNK = 4096  # content positions per attention call: bounds peak memory at any resolution
-
-
-class SANetBlock(nn.Module):
-    """One style-attention block (upstream class ``SANet``)."""
-
-    def __init__(self, channels: int = 512) -> None:
-        super().__init__()
-        self.f = nn.Conv2d(channels, channels, 1)
-        self.g = nn.Conv2d(channels, channels, 1)
-        self.h = nn.Conv2d(channels, channels, 1)
-        self.out_conv = nn.Conv2d(channels, channels, 1)
-
-    def keys_values(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, C, h, w) style features -> keys and values, each (1, hw, C)."""
-        k = self.g(mean_variance_norm(style)).flatten(2).transpose(1, 2)
-        v = self.h(style).flatten(2).transpose(1, 2)
-        return k.contiguous(), v.contiguous()
-
-    def attend(self, content: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = content.shape
-        q = self.f(mean_variance_norm(content)).flatten(2).transpose(1, 2)  # (B, HW, C)
-        keys, values = keys.expand(b, -1, -1), values.expand(b, -1, -1)
-        out = torch.cat(
-            [
-                F.scaled_dot_product_attention(q[:, i : i + QUERY_CHUNK], keys, values, scale=1.0)
-                for i in range(0, q.shape[1], QUERY_CHUNK)
-            ],
-            dim=1,
-        )
-        return self.out_conv(out.transpose(1, 2).reshape(b, c, h, w)) + content
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.attend(content, *self.keys_values(style))
-
-
-class Transform(nn.Module):
-    """The SANet transformer (upstream class ``Transform``): attention at relu4_1 and relu5_1, merged."""
-
-    def __init__(self, channels: int = 512) -> None:
-        super().__init__()
-        self.sanet4_1 = SANetBlock(channels)
-        self.sanet5_1 = SANetBlock(channels)
-        self.merge_conv = nn.Conv2d(channels, channels, 3)
-
-    def merge(self, o4: torch.Tensor, o5: torch.Tensor) -> torch.Tensor:
-        # Upstream uses a fixed x2 upsample; resizing to relu4_1's size is the same for sides that
-        # divide by 16 and also works when they do not.
-        o5 = F.interpolate(o5, size=o4.shape[-2:], mode="nearest")
-        return self.merge_conv(F.pad(o4 + o5, (1, 1, 1, 1), mode="reflect"))
-
-    def forward(self, c4: torch.Tensor, s4: torch.Tensor, c5: torch.Tensor, s5: torch.Tensor) -> torch.Tensor:
-        return self.merge(self.sanet4_1(c4, s4), self.sanet5_1(c5, s5))
+from stylecore.nets.decoder import VGGDecoder, layout_for
+from stylecore.nets.encoder import VGGEncoder
+from stylecore.nets.transformer import Transform
 
 
 @register_method

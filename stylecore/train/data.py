@@ -9,6 +9,7 @@ batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,25 @@ from torch.nn import functional as F
 
 from stylecore.errors import ImageError, ParameterError
 from stylecore.imageio import SUPPORTED_SUFFIXES, read_image
+
+
+def eval_split(path: str | Path | None = None) -> list[str]:
+    """The evaluation split: image paths relative to a datasets folder (``content/c00013.jpg``,
+    ``style/s00042.jpg``) that training leaves out and the quality benchmark measures on.
+
+    ``path`` reads another list in the same format (one path a line, ``#`` comments); by default the
+    split shipped with stylecore (``stylecore/data/eval_split.txt``).
+    """
+    try:
+        if path is None:
+            text = resources.files("stylecore").joinpath("data", "eval_split.txt").read_text()
+        else:
+            text = Path(path).read_text()
+    except OSError as exc:
+        raise ParameterError(
+            f"{path}: cannot read the list of held-out images ({exc.strerror or exc})"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def list_images(folders: Sequence[Path], exclude: set[str] | None = None) -> list[Path]:

@@ -4,6 +4,11 @@ AdaIN ships one file, ``<name>.safetensors`` (role ``decoder``). SANet and RAST 
 role: ``<name>.decoder.safetensors`` and ``<name>.transformer.safetensors`` (arch ``sanet-transformer``),
 which is what :meth:`stylecore.methods.base.Stylizer.load` loads by role. RAST's discriminators are
 only needed for training and stay in the checkpoint.
+
+A snapshot (:func:`write_snapshot`) is the same fp16 files under the method's own name with the
+training config, step and hardware in their metadata, written after every checkpoint: a machine
+that sends back only a few small files returns these, and :func:`export_checkpoint` takes them as
+it takes a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from typing import Any
 
 import torch
 from pydantic import ValidationError
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import save
 
 from stylecore.errors import WeightsError
-from stylecore.train.loop import METHOD_ROLES, TrainConfig, checkpoint_weights
+from stylecore.fsio import atomic_copy, atomic_write_bytes, atomic_write_text
+from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights
 from stylecore.train.losses import TERM_DESCRIPTIONS
-from stylecore.weights import _atomic_write_text, sha256_file, upsert_entry, weights_dir
+from stylecore.weights import read_state_dict, sha256_file, upsert_entry, weights_dir
 
 TRANSFORMER_ARCH = "sanet-transformer"
 METHOD_TITLES = {
@@ -49,16 +56,64 @@ def hardware_summary(record: list[dict[str, Any]] | None) -> str:
 
 
 def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
-    tmp = target.with_name(f".{target.name}.tmp")
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(tmp))
-    tmp.chmod(0o644)
-    tmp.replace(target)
+    atomic_write_bytes(target, save({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}))
     return sha256_file(target)
 
 
 def weights_filename(name: str, method: str, role: str) -> str:
     """The file one role of shipped weights goes in (see the module docstring)."""
     return f"{name}.safetensors" if len(METHOD_ROLES[method]) == 1 else f"{name}.{role}.safetensors"
+
+
+def write_snapshot(trainer: Trainer, folder: Path, *, data: str | None = None) -> list[Path]:
+    """The run's shipped weights as they are now (the running average where the run keeps one) as
+    fp16 safetensors in ``folder``, named as exported weights of the method's own name
+    (``adain.safetensors``; ``sanet.decoder.safetensors`` and ``sanet.transformer.safetensors``), with
+    the config, step, training time, hardware and ``data`` (the card's data row) in their metadata;
+    plus a copy of the CSV log (``<method>.csv``). No optimiser state: a further run starts from them
+    with ``init_from``. Returns the weights files."""
+    method, device = trainer.cfg.method, trainer.device
+    meta = {
+        "config": json.dumps(trainer.cfg.model_dump(mode="json")),
+        "step": str(trainer.step),
+        "elapsed": f"{trainer.elapsed:.1f}",
+        "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        **({"data": data} if data else {}),
+    }
+    written = []
+    for role, weights in checkpoint_weights(trainer.state_dict(), METHOD_ROLES[method]).items():
+        state = {k: v.detach().half().contiguous() for k, v in weights.items()}
+        path = Path(folder) / weights_filename(method, method, role)
+        written.append(atomic_write_bytes(path, save(state, metadata=meta)))
+    log = trainer.out.with_suffix(".csv")
+    if log.is_file():
+        atomic_copy(log, Path(folder) / f"{method}.csv")
+    return written
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    """A snapshot (any one file of it) as a checkpoint: config, step, elapsed, hardware, data (if
+    recorded) and the weights by role."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        config = json.loads(meta["config"])
+        roles = METHOD_ROLES[config["method"]]
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsError(f"{path}: not a training snapshot ({type(exc).__name__}: {exc})") from None
+    method = config["method"]
+    states = {role: read_state_dict(path.with_name(weights_filename(method, method, role))) for role in roles}
+    return {
+        "config": config,
+        "step": int(meta["step"]),
+        "elapsed": float(meta["elapsed"]),
+        "hardware": meta["hardware"],
+        **({"data": meta["data"]} if "data" in meta else {}),
+        **states,
+        # the snapshot writer ships the running average whenever the run keeps one
+        **({"ema": states} if config.get("ema_decay") else {}),
+    }
 
 
 def export_checkpoint(
@@ -73,16 +128,26 @@ def export_checkpoint(
 ) -> dict[str, Any]:
     """Write the fp16 safetensors and ``<name>.md`` into the weights folder and catalog them.
 
+    ``checkpoint`` is a file :class:`~stylecore.train.loop.Trainer` wrote, or any file of a snapshot
+    (``.safetensors``, :func:`write_snapshot`; its recorded hardware and data row are the defaults).
     ``data`` describes the training images where the config's folders would not (a packed copy)."""
     root = Path(root) if root is not None else weights_dir()
+    snapshot = Path(checkpoint).suffix == ".safetensors"
     try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if snapshot:
+            ckpt = read_snapshot(checkpoint)
+        else:
+            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         cfg = ckpt["config"]
         config = TrainConfig.from_checkpoint(cfg)
         roles = METHOD_ROLES[config.method]
         states = checkpoint_weights(ckpt, roles)
     except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
+    if snapshot:
+        hardware = hardware or ckpt["hardware"]
+        note = note or f"{ckpt['step']} steps ({ckpt['elapsed'] / 60:.1f} min) on {hardware}"
+        data = data or ckpt.get("data")
     method, encoder = config.method, config.encoder
     root.mkdir(parents=True, exist_ok=True)
     arch = {"decoder": config.decoder_arch(), "transformer": TRANSFORMER_ARCH}
@@ -122,7 +187,7 @@ def export_checkpoint(
         "card": f"{name}.md",
         "meta": meta,
     }
-    _atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
+    atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
     upsert_entry(entry, root)
     return entry
 
@@ -195,9 +260,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         else ""
     )
     start = (
-        f"as `--init-from {config.init_from}` loaded it"
-        if config.init_from
-        else "at its seeded initialisation"
+        f"as `init_from={config.init_from}` loaded it" if config.init_from else "at its seeded initialisation"
     )
     frozen = (
         f"| kept fixed | {', '.join(config.freeze)}: {start}, not trained (`freeze`) |\n"

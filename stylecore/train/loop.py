@@ -18,7 +18,6 @@ An AdaIN checkpoint is the format of the first, AdaIN-only version of this modul
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,13 +27,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from stylecore.decoders import VGGDecoder, decoder_arch, layout_for
 from stylecore.device import cpu_has_bf16, describe_device, resolve_device
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder, load_encoder
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.methods.sanet import Transform
+from stylecore.fsio import atomic_open
+from stylecore.models import load_encoder
+from stylecore.nets.decoder import VGGDecoder, decoder_arch, layout_for
+from stylecore.nets.discriminator import MultiScalePatchGAN
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
+from stylecore.nets.transformer import Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
-from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.losses import (
     ADAIN_STYLE_LAYERS,
     DEFAULT_WEIGHTS,
@@ -46,7 +47,7 @@ from stylecore.train.losses import (
     rast_losses,
     sanet_losses,
 )
-from stylecore.weights import load_strict, read_state_dict
+from stylecore.weights import load_catalog, load_strict, read_state_dict
 
 METHODS = ("adain", "sanet", "rast")
 ALL_TERMS = tuple(dict.fromkeys(t for w in DEFAULT_WEIGHTS.values() for t in w))
@@ -132,8 +133,8 @@ class TrainConfig(BaseModel):
     encoder: str = "vgg16-hed"
     upsample: Literal["nearest", "bilinear"] = Field(
         "bilinear",
-        description="the decoder's x2 upsampling (stylecore.decoders): nearest leaves a grid of 2 and 4 px; "
-        "checkpoints written before this setting existed are nearest",
+        description="the decoder's x2 upsampling (stylecore.nets.decoder): nearest leaves a grid of 2 and "
+        "4 px; checkpoints written before this setting existed are nearest",
     )
     seed: int = 0
     amp: bool = Field(
@@ -234,7 +235,8 @@ class TrainConfig(BaseModel):
                 f"{self.method} trains on crops whose side divides by {SANET_MULTIPLE} (relu5_1 is 1/16 "
                 f"of the input) and is at least {smallest} px"
                 + (f" (the {self.gan_scales}-scale discriminators)" if self.discriminators else "")
-                + f"; got --size {self.size}"
+                + f"; got {{size}}={self.size}",
+                settings=("size",),
             )
 
 
@@ -382,10 +384,8 @@ class Trainer:
     def save(self) -> Path:
         if self.hardware_log:  # every save, also one after an interrupt, records the steps done
             self.hardware_log[-1]["to_step"] = self.step
-        tmp = self.out.with_name(f".{self.out.name}.tmp")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, self.out)
+        with atomic_open(self.out) as fh:
+            torch.save(self.state_dict(), fh)
         return self.out
 
     def resume(self) -> bool:
@@ -400,19 +400,22 @@ class Trainer:
         if upsample != self.cfg.upsample:
             raise ParameterError(
                 f"{self.out} trains a decoder with {upsample} upsampling; it cannot continue with "
-                f"{self.cfg.upsample} (--set upsample={upsample})"
+                f"{self.cfg.upsample} ({{upsample}}={upsample})",
+                settings=("upsample",),
             )
         frozen = sorted(state["config"].get("freeze", []))
         if frozen != sorted(self.cfg.freeze):  # the optimiser holds other parameters
             raise ParameterError(
                 f"{self.out} was trained with freeze={frozen}; continue it with the same setting "
-                f"(--set freeze=[{', '.join(frozen)}]), or start a new run from its export with --init-from"
+                f"({{freeze}}=[{', '.join(frozen)}]), or start a new run from its export with {{init_from}}",
+                settings=("freeze", "init_from"),
             )
         missing = [k for k in [*self.models, *self.optimizers] if k not in state]
         if self.cfg.discriminators and set(self.cfg.discriminators) <= set(missing):
             raise ParameterError(
-                f"{self.out} was trained without a GAN term; continue it with --set gan_weight=0, or start "
-                "a new run from its export with --init-from"
+                f"{self.out} was trained without a GAN term; continue it with {{gan_weight}}=0, or start "
+                "a new run from its export with {init_from}",
+                settings=("gan_weight", "init_from"),
             )
         if missing:
             raise WeightsError(f"{self.out}: checkpoint lacks {', '.join(missing)}")
@@ -595,12 +598,10 @@ def _match_log_columns(path: Path, columns: list[str]) -> None:
             f"{path}: its first line is not a training log header (no 'step' column); restore the "
             "header or move the file away to start a new log"
         )
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def init_files(source: Path | str, method: str, roles: list[str], encoder: str) -> dict[str, Path]:
@@ -608,11 +609,12 @@ def init_files(source: Path | str, method: str, roles: list[str], encoder: str) 
     weights file; for several roles, a file named ``NAME.<role>.safetensors`` finds its siblings."""
     path = Path(source)
     if not path.is_file():
-        from stylecore.weights import load_catalog
-
         catalog = load_catalog()
         if str(source) not in catalog.names():
-            raise WeightsError(f"--init-from {source}: neither a file nor a weights name in the catalog")
+            raise WeightsError(
+                f"{{init_from}}={source}: neither a file nor a weights name in the catalog",
+                settings=("init_from",),
+            )
         spec = catalog.get(str(source))
         family = {"adain"} if method == "adain" else {"sanet", "rast"}  # sanet and rast share networks
         if spec.method not in family:
@@ -629,9 +631,12 @@ def init_files(source: Path | str, method: str, roles: list[str], encoder: str) 
             files = {r: path.with_name(f"{stem}.{r}{path.suffix}") for r in roles}
             absent = [str(p) for p in files.values() if not p.is_file()]
             if absent:
-                raise WeightsError(f"--init-from {path}: missing {', '.join(absent)}")
+                raise WeightsError(
+                    f"{{init_from}}={path}: missing {', '.join(absent)}", settings=("init_from",)
+                )
             return files
     raise WeightsError(
-        f"--init-from {path}: {method} needs {' and '.join(roles)} weights; give a catalog name or one "
-        f"file of a pair named NAME.{roles[0]}{path.suffix} / NAME.{roles[1]}{path.suffix}"
+        f"{{init_from}}={path}: {method} needs {' and '.join(roles)} weights; give a catalog name or one "
+        f"file of a pair named NAME.{roles[0]}{path.suffix} / NAME.{roles[1]}{path.suffix}",
+        settings=("init_from",),
     )

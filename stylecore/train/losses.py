@@ -63,10 +63,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stylecore.encoders import STYLE_LAYERS, VGGEncoder
 from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_peaks
+from stylecore.nets.discriminator import MultiScalePatchGAN
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import adain, mean_std, mean_variance_norm
-from stylecore.train.discriminator import MultiScalePatchGAN
 from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")

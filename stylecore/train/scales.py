@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from stylecore.encoders import VGGEncoder
+from stylecore.nets.encoder import VGGEncoder
 
 # Mean activation per layer over 128 content + 128 style images at 256 px (command above).
 FEATURE_SCALES: dict[str, dict[str, float]] = {
@@ -64,8 +64,8 @@ def measure(encoder: VGGEncoder, images: Sequence[torch.Tensor]) -> dict[str, fl
 if __name__ == "__main__":  # pragma: no cover - the recipe for the constants above
     import random
 
-    from stylecore.encoders import load_encoder
     from stylecore.imageio import read_image
+    from stylecore.models import load_encoder
 
     rng = random.Random(0)
     files = []

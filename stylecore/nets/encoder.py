@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stylecore.errors import ParameterError, UnknownNameError, WeightsError
+from stylecore.errors import UnknownNameError, WeightsError
 
 CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -60,7 +60,8 @@ def _channels(block: int) -> int:
 class VGGEncoder(nn.Module):
     """A frozen VGG trunk that returns the activations of the named layers you ask for.
 
-    Built with random weights; load real ones with :func:`load_encoder` (or ``load_state_dict``).
+    Built with random weights; load real ones with :func:`stylecore.models.load_encoder` (or
+    ``load_state_dict``).
     Parameter names are ``conv{b}_{i}.weight/bias`` (plus ``prep`` for ``vgg19-normalised``).
     """
 
@@ -174,23 +175,3 @@ def convert_state_dict(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str
         return dict(state)
     key_map = upstream_vgg19_key_map()
     return {key_map.get(k, k): v for k, v in state.items()}
-
-
-def load_encoder(
-    name: str = "vgg16-hed",
-    *,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    catalog=None,
-) -> VGGEncoder:
-    """Build the named encoder with its verified weights from the weights catalog."""
-    from stylecore.models import load_module  # models imports this module
-    from stylecore.weights import load_catalog
-
-    catalog = catalog or load_catalog()
-    spec = catalog.get(name)
-    if spec.kind != "encoder":
-        raise ParameterError(f"weights {name!r} are a {spec.kind}, not an encoder")
-    encoder = load_module(spec.arch, catalog.verified_path(spec, "encoder"))
-    assert isinstance(encoder, VGGEncoder)
-    return encoder.to(device=device, dtype=dtype)

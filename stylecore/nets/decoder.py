@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from stylecore.errors import UnknownNameError
+
 # (in, out) per conv; "up" is a x2 upsampling. The last conv has no ReLU.
 LAYOUTS: dict[str, tuple] = {
     "vgg19": (
@@ -47,8 +49,6 @@ class VGGDecoder(nn.Sequential):
     """Decoder from ``relu4_1`` features (512 channels, 1/8 resolution) to RGB."""
 
     def __init__(self, layout: str = "vgg19", upsample: str = "nearest") -> None:
-        from stylecore.errors import UnknownNameError
-
         if layout not in LAYOUTS:
             raise UnknownNameError("decoder layout", layout, LAYOUTS)
         if upsample not in UPSAMPLING:

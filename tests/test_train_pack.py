@@ -1,4 +1,4 @@
-"""benchmarks/device_train: pack (data + fp16 trunk), train for a time budget, export a snapshot."""
+"""Training elsewhere: pack (data + fp16 trunk), train for a time budget with snapshots, export one."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
-from benchmarks import device_train
+from flows.cli import app
+from stylecore.errors import ParameterError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
+from stylecore.train import pack
+from stylecore.train.data import eval_split
+from stylecore.train.export import read_snapshot
 from stylecore.weights import load_catalog
 from tests.conftest import synthetic_image
 
@@ -24,7 +29,7 @@ def packed(tmp_path, random_encoder) -> Path:
         write_image(synthetic_image(64, 48, seed=10 + i), datasets / "style" / f"s{i:05d}.png")
     write_image(synthetic_image(60, 80, seed=9), datasets / "content" / "c00013.jpg")  # evaluation split
     out = tmp_path / "pack"
-    device_train.pack(out, side=48, quality=90, datasets=datasets, encoder=random_encoder)
+    pack.pack(datasets, out, side=48, quality=90, encoder=random_encoder)
     return out
 
 
@@ -32,13 +37,13 @@ def test_pack_leaves_out_the_evaluation_split_and_scales_the_short_side(packed):
     contents = sorted(p.name for p in (packed / "content").iterdir())
     assert contents == [f"c{i:05d}.webp" for i in range(4)]  # c00013 is held out
     assert len(list((packed / "style").iterdir())) == 4
-    assert json.loads((packed / device_train.PACK_FILE).read_text())["content"] == 4
+    assert json.loads((packed / pack.PACK_FILE).read_text())["content"] == 4
     with Image.open(packed / "content" / "c00000.webp") as img:
         assert min(img.size) == 48 and img.size == (64, 48)
 
 
 def test_packed_encoder_matches_the_full_one_up_to_relu5_1(packed, random_encoder):
-    encoder = device_train.packed_encoder(packed / device_train.ENCODER_FILE)
+    encoder = pack.packed_encoder(packed / pack.ENCODER_FILE)
     assert encoder.conv5_2.weight.abs().sum() == 0  # not packed: no loss reads past relu5_1
     x = synthetic_image(64, 64)[None]
     layers = ("relu1_1", "relu3_1", "relu5_1")
@@ -50,13 +55,15 @@ def test_packed_encoder_matches_the_full_one_up_to_relu5_1(packed, random_encode
 
 def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, random_encoder, monkeypatch):
     snaps = tmp_path / "snaps"
-    device_train.main(
-        ["train", "adain", "--data", str(packed), "--out-dir", str(snaps), "--seconds", "120",
-         "--steps", "2", "--size", "32", "--batch", "2", "--device", "cpu", "--log-every", "1",
-         "--set", "ema_decay=0.5"]
+    result = CliRunner().invoke(
+        app,
+        ["train", "adain", "--packed", str(packed), "--snapshots", str(snaps), "--minutes", "2",
+         "--out", str(tmp_path / "run" / "adain.ckpt"), "--steps", "2", "--size", "32", "--batch", "2",
+         "--device", "cpu", "--set", "log_every=1", "--set", "ema_decay=0.5"],
     )  # fmt: skip
+    assert result.exit_code == 0, result.output
     assert sorted(p.name for p in snaps.iterdir()) == ["adain.csv", "adain.safetensors"]
-    snapshot = device_train.read_snapshot(snaps / "adain.safetensors")
+    snapshot = read_snapshot(snaps / "adain.safetensors")
     assert snapshot["step"] == 2 and snapshot["config"]["size"] == 32 and snapshot["hardware"] == "cpu"
     assert snapshot["decoder"][next(iter(snapshot["decoder"]))].dtype == torch.float16
 
@@ -65,9 +72,12 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     (root / "catalog.json").write_text(
         (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
     )
-    device_train.main(
-        ["export", str(snaps / "adain.safetensors"), "--name", "adain-vgg16hed", "--root", str(root)]
-    )
+    result = CliRunner().invoke(
+        app,
+        ["weights", "export", str(snaps / "adain.safetensors"), "--name", "adain-vgg16hed",
+         "--root", str(root)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
     card = (root / "adain-vgg16hed.md").read_text()
     assert "2 steps" in card and "32 px random crops" in card
     assert "| data | 4 contents and 4 styles of " in card  # the pack's source, not its own path
@@ -76,3 +86,15 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     stylizer = get_method("adain").load(catalog=load_catalog(root), device="cpu")
     for k, v in snapshot["decoder"].items():
         torch.testing.assert_close(stylizer.decoder.state_dict()[k], v.float(), msg=k)
+
+
+def test_the_evaluation_split_is_package_data(tmp_path):
+    names = eval_split()
+    assert len(names) == 16 and "content/c00013.jpg" in names
+    assert all(n.startswith(("content/", "style/")) for n in names)
+    assert pack.packed_names(["content/c00013.jpg"]) == ["c00013.webp"]
+    own = tmp_path / "split.txt"
+    own.write_text("# held out\ncontent/a.jpg\n\n  style/b.png\n")
+    assert eval_split(own) == ["content/a.jpg", "style/b.png"]
+    with pytest.raises(ParameterError, match="cannot read the list of held-out images"):
+        eval_split(tmp_path / "none.txt")

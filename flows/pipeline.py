@@ -1,7 +1,8 @@
 """The Prefect flow: one flow run per manifest, one task per chunk of about ``chunk_size`` items.
 
-The flow validates and plans (nothing starts if the manifest has a problem), skips outputs that are
-already complete in the store, runs the rest in chunks, consolidates ``metrics.parquet``, writes a
+The flow validates and plans once (nothing starts if the manifest has a problem; the CLI, which plans
+before it starts a run, hands its plan over with :func:`given_plan`), skips outputs that are already
+complete in the store, runs the rest in chunks, consolidates ``metrics.parquet``, writes a
 run record, and publishes a summary table artifact. Each chunk task publishes a progress artifact.
 """
 
@@ -14,39 +15,45 @@ import os
 import platform
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.chunks import item_to_dict, run_chunk_items
+from flows.chunks import run_chunk_items
 from flows.manifest import (
     AUGMENT_SETTINGS,
     AnyJob,
     AugmentJobSpec,
+    ImageLikeJob,
     MeshJobSpec,
     Plan,
-    job_params,
     load_manifest,
+    manifest_label,
     plan,
 )
 from flows.meshes import run_mesh_item
+from flows.runs import local_run
+from flows.server import state_dir
 from flows.store import OutputStore
+from stylecore.runner import WorkItem
 
 PROGRESS_EVERY_S = 5.0
 
 
 @task(name="stylize-chunk", task_run_name="{chunk_id}")
 def stylize_chunk(
-    job: dict[str, Any], items: list[dict[str, Any]], root: str, run_id: str, chunk_id: str, device: str
+    job: ImageLikeJob, items: list[WorkItem], root: str, run_id: str, chunk_id: str, device: str
 ) -> dict[str, Any]:
-    artifact = create_progress_artifact(
-        0.0, description=f"{chunk_id}: {len(items)} items of job {job['name']}"
-    )
+    artifact = create_progress_artifact(0.0, description=f"{chunk_id}: {len(items)} items of job {job.name}")
     last = [time.monotonic()]
 
     def progress(n: int, total: int) -> None:
@@ -63,9 +70,9 @@ def stylize_chunk(
 
 @task(name="stylize-mesh", task_run_name="{chunk_id}")
 def stylize_mesh_item(
-    job: dict[str, Any], item: dict[str, Any], root: str, run_id: str, chunk_id: str, device: str
+    job: MeshJobSpec, item: WorkItem, root: str, run_id: str, chunk_id: str, device: str
 ) -> dict[str, Any]:
-    artifact = create_progress_artifact(0.0, description=f"{chunk_id}: StyleMesh, job {job['name']}")
+    artifact = create_progress_artifact(0.0, description=f"{chunk_id}: StyleMesh, job {job.name}")
     last = [time.monotonic()]
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
@@ -81,55 +88,87 @@ def stylize_mesh_item(
 
 def state_cache_dir() -> Path:
     """Per-mesh view-map caches live next to the Prefect state (``STYLEPIPE_STATE``), not in outputs."""
-    from flows.server import state_dir
-
     return state_dir() / "cache" / "mesh-views"
 
 
-def job_payload(spec: AnyJob) -> dict[str, Any]:
-    """What a worker needs of a job, as plain JSON data."""
-    if isinstance(spec, MeshJobSpec):
-        return {
-            "name": spec.name,
-            "kind": "mesh",
-            "method": spec.method,
-            "params": dict(spec.params),
-            "turntable_views": spec.turntable_views,
-            "preview_size": spec.preview_size,
-        }
-    return {
-        "name": spec.name,
-        "method": spec.method,
-        "weights": spec.weights,
-        "params": job_params(spec),
-        "size": spec.size,
-        "style_size": spec.style_size,
-        "quality": spec.quality,
-        "seed": spec.seed,
-        "metrics": spec.metrics,
-        "batch": spec.batch,
-    }
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One task's work: items of one job."""
+
+    job: AnyJob
+    id: str
+    items: tuple[WorkItem, ...]
 
 
-def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[tuple[dict[str, Any], str, list[dict]]]:
-    """(job payload, chunk id, items) for everything not yet done, content by content: a content's
-    metrics features are reused for all its styles, same-size neighbours batch (``stylize_each`` takes
-    a different style per sample), and style codes are cached per process whatever the order."""
+def make_chunks(p: Plan, done: set[str], chunk_size: int) -> list[Chunk]:
+    """Chunks of everything not yet done, content by content: a content's metrics features are
+    reused for all its styles, same-size neighbours batch (``stylize_each`` takes a different style
+    per sample), and style codes are cached per process whatever the order."""
     chunks = []
     for job in p.jobs:
         todo = [i for i in job.items if i.output.as_posix() not in done]
         todo.sort(key=lambda i: (str(i.content), tuple(map(str, i.styles))))
         size = 1 if isinstance(job.spec, MeshJobSpec) else chunk_size  # a mesh is minutes of work
         for k in range(0, len(todo), size):
-            part = todo[k : k + size]
-            chunks.append(
-                (
-                    job_payload(job.spec),
-                    f"{job.spec.name}-{k // size:04d}",
-                    [item_to_dict(i) for i in part],
-                )
-            )
+            chunks.append(Chunk(job.spec, f"{job.spec.name}-{k // size:04d}", tuple(todo[k : k + size])))
     return chunks
+
+
+# ---- one plan per run --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    output: str | None
+
+
+_PLANNED: ContextVar[_Planned | None] = ContextVar("stylepipe_planned", default=None)
+
+
+@contextmanager
+def given_plan(p: Plan, output: str | None = None) -> Iterator[None]:
+    """Manifest flows called inside this block (in this process) run ``p`` instead of planning again.
+
+    The CLI plans before any flow run exists, so that a bad manifest is refused without leaving a
+    failed run behind; this hands that plan to the flow. ``output`` is the override it was planned with.
+    """
+    token = _PLANNED.set(_Planned(p, output))
+    try:
+        yield
+    finally:
+        _PLANNED.reset(token)
+
+
+def plan_of(path: Path, output: str | None) -> Plan:
+    """The plan handed over by :func:`given_plan` for this manifest and output, else a fresh one (a
+    worker's shard run or a scheduled run: a process of its own that only has the manifest's path)."""
+    handed = _PLANNED.get()
+    if handed is not None and handed.plan.source == path and handed.output == output:
+        return handed.plan
+    return plan(load_manifest(path), path, output=output)
+
+
+def run_title(manifest: Path) -> str:
+    """``<manifest name or file stem> <local start time>``, e.g. ``demo 2026-12-02 15:04``."""
+    return f"{manifest_label(manifest)} {datetime.now().astimezone():%Y-%m-%d %H:%M}"
+
+
+def run_name() -> str:
+    """The run's title, plus the shard; a shard run keeps the name its parent flow gave it."""
+    params = flow_run.parameters
+    path = Path(params["manifest"])
+    current = flow_run.get_name() or ""
+    if deployment.id and current.startswith(f"{manifest_label(path)} "):
+        return current
+    name = run_title(path)
+    if params.get("shard") is not None:
+        name += shard_suffix(params["shard"], params.get("shards", 1))
+    return name
+
+
+def shard_suffix(shard: int, shards: int) -> str:
+    return f" shard {shard} of {shards}"
 
 
 def write_labels(store: OutputStore, job: str, labels: tuple[dict[str, Any], ...], complete: set[str]) -> int:
@@ -177,7 +216,12 @@ def only_shard(p: Plan, shard: int, shards: int) -> Plan:
     return dataclasses.replace(p, jobs=tuple(jobs))
 
 
-@flow(name="stylize-manifest", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
+@flow(
+    name="stylize-manifest",
+    flow_run_name=run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+    log_prints=False,
+)
 def stylize_manifest(
     manifest: str,
     output: str | None = None,
@@ -190,18 +234,24 @@ def stylize_manifest(
     The device is the parameter, else the worker's ``STYLEPIPE_DEVICE`` (``stylize worker --device``),
     else the manifest's.
     """
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    with local_run(run_id, manifest):
+        return _run_manifest(Path(manifest).resolve(), output, device, shard, shards, run_id)
+
+
+def _run_manifest(
+    path: Path, output: str | None, device: str | None, shard: int | None, shards: int, run_id: str
+) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.time()
-    path = Path(manifest).resolve()
-    m = load_manifest(path)
-    p = full = plan(m, path, output=output)
+    p = full = plan_of(path, output)
+    m = full.manifest
     if shard is not None:
         if not 0 <= shard < shards:
             raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
         p = only_shard(full, shard, shards)
     dev = device or os.environ.get("STYLEPIPE_DEVICE") or m.device
     store = OutputStore(p.output_root)
-    run_id = flow_run.get_id() or uuid.uuid4().hex
     done = store.completed()
     planned = {i.output.as_posix() for i in p.items}
     skipped = len(planned & done)
@@ -220,19 +270,19 @@ def stylize_manifest(
             store.write_json(f"{job.spec.name}/{AUGMENT_SETTINGS}", job.settings)
 
     futures = [
-        stylize_mesh_item.submit(job, items[0], p.output_root, run_id, cid, dev)
-        if job.get("kind") == "mesh"
-        else stylize_chunk.submit(job, items, p.output_root, run_id, cid, dev)
-        for job, cid, items in chunks
+        stylize_mesh_item.submit(c.job, c.items[0], p.output_root, run_id, c.id, dev)
+        if isinstance(c.job, MeshJobSpec)
+        else stylize_chunk.submit(c.job, list(c.items), p.output_root, run_id, c.id, dev)
+        for c in chunks
     ]
     results, crashed = [], []
-    for (job, cid, items), fut in zip(chunks, futures, strict=True):
+    for c, fut in zip(chunks, futures, strict=True):
         state = fut.wait() or fut.state
         if state.is_completed():
             results.append(fut.result())
         else:  # a crashed task loses nothing finished: its items are redone on the next run
             crashed.append(
-                {"chunk": cid, "job": job["name"], "items": len(items), "error": str(state.message)}
+                {"chunk": c.id, "job": c.job.name, "items": len(c.items), "error": str(state.message)}
             )
     rows = store.consolidate()
     complete = store.completed()

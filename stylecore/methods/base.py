@@ -58,6 +58,9 @@ class StyleCode:
         )
 
 
+MIN_SIDE = 16  # pixels: the smallest image side the encoders and decoders take
+
+
 def as_batch(image: torch.Tensor, what: str) -> torch.Tensor:
     """Accept (3, H, W) or (B, 3, H, W) RGB in [0, 1]; return (B, 3, H, W)."""
     if not isinstance(image, torch.Tensor) or not image.is_floating_point():
@@ -66,8 +69,10 @@ def as_batch(image: torch.Tensor, what: str) -> torch.Tensor:
         image = image.unsqueeze(0)
     if image.dim() != 4 or image.shape[1] != 3:
         raise ParameterError(f"{what} must be shaped (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
-    if min(image.shape[-2:]) < 16:
-        raise ParameterError(f"{what} is {tuple(image.shape[-2:])} pixels; the smallest side must be >= 16")
+    if min(image.shape[-2:]) < MIN_SIDE:
+        raise ParameterError(
+            f"{what} is {tuple(image.shape[-2:])} pixels; the smallest side must be >= {MIN_SIDE}"
+        )
     return image.contiguous()
 
 

@@ -119,6 +119,10 @@ class PeerStylizer:
         return from_pil(out)[None]
 
 
+# ``METHOD+VARIANT`` in --methods: the method with these parameters, e.g. ``adain+palette``
+VARIANTS = {"palette": {"match_palette": True}}
+
+
 def load_system(method: str, weights: str | None):
     """The stylizer of a registered method, or the peer."""
     if method == PEER:
@@ -201,8 +205,13 @@ ROW_MEASURES = (*IMAGE_MEASURES, "ssim")
 def run_method(
     method: str, weights: str | None, pairs, size: int, gatys_steps: int, out: Path, force: bool = False
 ) -> dict:
-    params = {"steps": gatys_steps, "optimizer": "lbfgs"} if method == "gatys" else {}
-    stylizer = load_system(method, weights)
+    base, _, variant = method.partition("+")
+    params = {"steps": gatys_steps, "optimizer": "lbfgs"} if base == "gatys" else {}
+    if variant:
+        if variant not in VARIANTS:
+            raise SystemExit(f"{method}: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+        params |= VARIANTS[variant]
+    stylizer = load_system(base, weights)
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
     styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
     rows: list[dict] = []
@@ -451,7 +460,8 @@ def main() -> None:
         "--methods",
         nargs="+",
         default=["adain", "sanet", "rast", PEER],
-        help=f"registered methods, and {PEER} (the peer: pip install -e '.[bench]')",
+        help=f"registered methods, METHOD+palette (with match_palette), and {PEER} (the peer: "
+        "pip install -e '.[bench]')",
     )
     ap.add_argument("--gatys", action="store_true", help="add Gatys, the slow reference, to --methods")
     ap.add_argument(
@@ -485,12 +495,23 @@ def main() -> None:
     results = {}
     for method in methods:
         path = args.out / f"{method}.json"
-        settings = {"size": args.size, "pairs": len(pairs), "offset": start, "weights": weights.get(method)}
+        settings = {
+            "size": args.size,
+            "pairs": len(pairs),
+            "offset": start,
+            "weights": weights.get(method.partition("+")[0]),
+        }
         if method == "gatys":
             settings["gatys_steps"] = args.gatys_steps
         try:
             result = run_method(
-                method, weights.get(method), pairs, args.size, args.gatys_steps, args.out, args.force
+                method,
+                weights.get(method.partition("+")[0]),
+                pairs,
+                args.size,
+                args.gatys_steps,
+                args.out,
+                args.force,
             )
         except (StyleCoreError, ImportError) as exc:  # ImportError: the peer without the bench extra
             print(f"{method}: not measured ({exc})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.color import rgb_to_ycbcr
+from stylecore.color import colour_moments, match_palette, mix_moments, rgb_to_ycbcr
 from stylecore.errors import ParameterError, UnknownNameError
 from stylecore.methods import get_method, list_methods
 from stylecore.methods.base import pad_for_networks
@@ -80,6 +80,56 @@ def test_preserve_color_keeps_content_chroma(name, random_encoder, content_batch
     chroma_out, chroma_in = rgb_to_ycbcr(out)[:, 1:], rgb_to_ycbcr(content_batch)[:, 1:]
     # equal up to clipping to [0, 1] at saturated pixels
     assert (chroma_out - chroma_in).abs().mean() < 0.02
+
+
+def test_match_palette_gives_the_target_colour_mean_and_covariance():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 30, 40, generator=g) * 0.5 + 0.25
+    target = colour_moments(torch.rand(1, 3, 20, 20, generator=g) ** 2)
+    mapped = match_palette(image, target)
+    assert torch.allclose(colour_moments(mapped), target.expand(2, -1, -1), atol=1e-4)
+    assert torch.allclose(
+        match_palette(image, colour_moments(image)), image, atol=1e-6
+    )  # own moments: identity
+    # the moments of a 50/50 mixture are those of the two images side by side
+    a, b = image[:1], torch.rand(1, 3, 30, 40, generator=g)
+    mixed = mix_moments(torch.cat([colour_moments(a), colour_moments(b)]), torch.tensor([0.5, 0.5]))
+    assert torch.allclose(mixed, colour_moments(torch.cat([a, b], dim=3))[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_match_palette_takes_the_styles_colours(name, random_encoder, content_batch, style_images):
+    s = stylizer(name, random_encoder)
+    code = s.encode_style(style_images[0])
+    params = {**FAST.get(name, {}), "match_palette": True}
+    out = s.stylize(content_batch, code, params=params)
+    target = colour_moments(style_images[0][None])
+    # equal up to clipping to [0, 1]
+    assert (colour_moments(out)[:, :, 3] - target[:, :, 3]).abs().max() < 0.03
+    with pytest.raises(ParameterError, match="pick one"):
+        s.stylize(content_batch, code, params={**params, "preserve_color": True})
+
+
+@pytest.mark.parametrize("name", ["adain", "sanet", "rast"])
+def test_match_palette_follows_alpha_weights_and_masks(name, random_encoder, content_batch, style_images):
+    s = stylizer(name, random_encoder)
+    a, b = (s.encode_style(im) for im in style_images)
+    on = {"match_palette": True}
+    # alpha 0: the output's own moments are the target, so nothing changes
+    plain = s.stylize_each(content_batch, [a, b], alphas=[0.0, 1.0])
+    mapped = s.stylize_each(content_batch, [a, b], alphas=[0.0, 1.0], params=on)
+    assert torch.allclose(mapped[0], plain[0], atol=1e-5) and not torch.allclose(mapped[1], plain[1])
+    # mixing: the target is the mixture of the two palettes
+    mix = s.stylize(content_batch, [a, b], style_weights=[0.5, 0.5], params=on)
+    target = mix_moments(torch.cat([a.palette, b.palette]), torch.tensor([0.5, 0.5]))
+    assert (colour_moments(mix)[:, :, 3] - target[:, 3]).abs().max() < 0.03
+    # masks: each half takes its own style's mean colour
+    x = synthetic_image(64, 128).unsqueeze(0)
+    left = torch.zeros(1, 1, 64, 128)
+    left[..., :64] = 1.0
+    out = s.stylize(x, [a, b], masks=torch.cat([left, 1 - left], 1), params=on)
+    for half, code in ((out[..., :64], a), (out[..., 64:], b)):
+        assert (colour_moments(half)[:, :, 3] - code.palette[:, :, 3]).abs().max() < 0.03
 
 
 @pytest.mark.parametrize("name", list_methods())

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-from stylecore.color import preserve_color
+from stylecore.color import colour_moments, match_palette, mix_moments, preserve_color
 from stylecore.device import resolve_device
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.models import load_encoder, load_module
@@ -41,6 +41,19 @@ class MethodParams(BaseModel):
         "fp32", description="bf16 autocast for the networks (about 1.4x faster on CPU; see benchmarks)"
     )
     preserve_color: bool = Field(False, description="keep the content's colours (luminance-only transfer)")
+    match_palette: bool = Field(
+        False,
+        description="recolour the output with the style's palette: a linear map of its RGB values onto "
+        "the style's colour mean and covariance (the Monge-Kantorovich colour map)",
+    )
+
+    @model_validator(mode="after")
+    def _one_colour_control(self) -> Self:
+        if self.preserve_color and self.match_palette:
+            raise ValueError(
+                "preserve_color keeps the content's colours, match_palette the style's: pick one"
+            )
+        return self
 
 
 @dataclass
@@ -51,10 +64,15 @@ class StyleCode:
     encoder: str
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
+    palette: torch.Tensor | None = None  # (1, 3, 4) colour covariance and mean of the style image
 
     def to(self, device: torch.device | str) -> StyleCode:
         return StyleCode(
-            self.method, self.encoder, {k: v.to(device) for k, v in self.tensors.items()}, self.meta
+            self.method,
+            self.encoder,
+            {k: v.to(device) for k, v in self.tensors.items()},
+            self.meta,
+            None if self.palette is None else self.palette.to(device),
         )
 
 
@@ -191,7 +209,9 @@ class Stylizer(ABC):
         style = as_batch(style, "style image").to(self.device)
         if style.shape[0] != 1:
             raise ParameterError(f"encode_style takes one style image, got a batch of {style.shape[0]}")
-        return StyleCode(self.name, self.encoder.name, self._encode_style(style))
+        return StyleCode(
+            self.name, self.encoder.name, self._encode_style(style), palette=colour_moments(style)
+        )
 
     def stylize(
         self,
@@ -216,6 +236,8 @@ class Stylizer(ABC):
         out = self._stylize(content, codes, p, weights=weights, masks=masks, generator=generator)
         if p.preserve_color:
             out = preserve_color(out, content)
+        if p.match_palette:
+            out = self._match_palette(out, codes, [p.alpha] * out.shape[0], weights=weights, masks=masks)
         return out
 
     def stylize_each(
@@ -245,7 +267,44 @@ class Stylizer(ABC):
         out = self._stylize_each(content, codes, p, alpha_list, generator)
         if p.preserve_color:
             out = preserve_color(out, content)
+        if p.match_palette:
+            out = torch.cat(
+                [
+                    self._match_palette(out[i : i + 1], [code], [a])
+                    for i, (code, a) in enumerate(zip(codes, alpha_list, strict=True))
+                ]
+            )
         return out
+
+    @staticmethod
+    def _match_palette(
+        out: torch.Tensor,
+        codes: list[StyleCode],
+        alphas: list[float],
+        *,
+        weights: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Recolour ``out`` with the styles' palettes: mixed by ``weights``, or each in its mask's region.
+        The target moments move from the output's own towards the style's with ``alpha``."""
+        if any(c.palette is None for c in codes):
+            raise ParameterError("match_palette needs styles encoded with encode_style")
+        alpha = torch.tensor(alphas, dtype=torch.float64, device=out.device).view(-1, 1, 1)
+
+        def towards(target: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+            return match_palette(
+                out, alpha * target + (1 - alpha) * colour_moments(out, region).double(), region
+            )
+
+        palettes = torch.cat([c.palette for c in codes]).double()
+        if masks is None:
+            target = palettes[0] if weights is None else mix_moments(palettes, weights)
+            return towards(target[None], None).clamp(0.0, 1.0)
+        region = masks / masks.sum(1, keepdim=True).clamp_min(1e-6)
+        mapped = sum(
+            region[:, k : k + 1] * towards(palettes[k][None], region[:, k : k + 1]) for k in range(len(codes))
+        )
+        return mapped.clamp(0.0, 1.0)
 
     def _stylize_each(
         self,

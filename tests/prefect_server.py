@@ -37,9 +37,7 @@ def local_server(state: Path, *args: str, env: dict[str, str] | None = None) -> 
     port = free_port()
     env = {**os.environ, "STYLEPIPE_STATE": str(state), **(env or {})}
     env.pop("PREFECT_API_URL", None)
-    subprocess.run(
-        [STYLIZE, "server", "start", "--port", str(port), *args], env=env, check=True, timeout=180
-    )
+    subprocess.run([STYLIZE, "server", "start", "--port", str(port), *args], env=env, check=True, timeout=180)
     try:
         yield {"env": env, "port": port, "api": f"http://127.0.0.1:{port}/api", "state": state}
     finally:

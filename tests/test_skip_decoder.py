@@ -136,7 +136,7 @@ def skip_config(folders, steps: int, **kw) -> TrainConfig:
 
 def test_skip_config_settings(folders):
     cfg = skip_config(folders, 1)
-    assert cfg.recon_weight == 1.0 and cfg.loss_weights()["recon"] == 1.0 and "recon" in log_columns(cfg)
+    assert cfg.recon_weight == 50.0 and cfg.loss_weights()["recon"] == 50.0 and "recon" in log_columns(cfg)
     assert cfg.decoder_arch() == "decoder-vgg16-bilinear-skip"
     plain = skip_config(folders, 1, decoder="plain")
     assert plain.recon_weight == 0.0 and "recon" not in plain.loss_weights()
@@ -181,7 +181,7 @@ def test_skip_training_resumes_exports_and_loads_from_the_catalog(
     entry = export_checkpoint(ckpt, "adain-skip-test", root=root)
     assert entry["files"][0]["arch"] == "decoder-vgg16-bilinear-skip"
     card = (root / "adain-skip-test.md").read_text()
-    assert "| skip connections | not in the paper" in card and "| recon | 1 |" in card
+    assert "| skip connections | not in the paper" in card and "| recon | 50 |" in card
 
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
     monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)

@@ -17,6 +17,7 @@ from benchmarks.quality import split
 from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
 from stylecore.models import build_module, load_encoder
+from stylecore.nets.decoder import SkipDecoder
 from stylecore.nets.transformer import Transform
 from stylecore.ops import adain, mean_std
 from stylecore.train.export import read_snapshot
@@ -82,7 +83,8 @@ def main() -> None:
         for c in contents:
             outs = [stylizer.stylize(c, stylizer.encode_style(s)).clamp(0, 1)[0] for s in styles]
             rows.append(torch.cat([c, *[o[:, : args.size, : args.size] for o in outs]], -1))
-        if stylizer.name == "adain":  # the decoder's input for every pair shown
+        # the decoder's input for every pair shown (a skip decoder's also takes the shallow levels)
+        if stylizer.name == "adain" and not isinstance(stylizer.decoder, SkipDecoder):
             c4 = stylizer.encoder.encode(torch.stack(contents), "relu4_1")
             s4 = stylizer.encoder.encode(torch.stack(styles), "relu4_1")
             t = torch.cat([adain(c4, *mean_std(s4[i : i + 1])) for i in range(len(styles))])

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from stylecore.errors import ParameterError, UnknownNameError, WeightsError
-from stylecore.nets.decoder import LAYOUTS, UPSAMPLING, VGGDecoder, decoder_arch
+from stylecore.nets.decoder import LAYOUTS, UPSAMPLING, SkipDecoder, VGGDecoder, decoder_arch
 from stylecore.nets.encoder import VGGEncoder, convert_state_dict, hed_h5_state_dict
 from stylecore.nets.transformer import Transform
 from stylecore.weights import Catalog, load_catalog, load_strict, read_state_dict
@@ -23,6 +23,11 @@ ARCHS: dict[str, Callable[[], nn.Module]] = {
     "vgg19-normalised": lambda: VGGEncoder("vgg19-normalised"),
     **{
         decoder_arch(layout, up): (lambda layout=layout, up=up: VGGDecoder(layout, up))
+        for layout in LAYOUTS
+        for up in UPSAMPLING
+    },
+    **{
+        decoder_arch(layout, up, skip=True): (lambda layout=layout, up=up: SkipDecoder(layout, up))
         for layout in LAYOUTS
         for up in UPSAMPLING
     },

@@ -8,6 +8,11 @@ the ``vgg19-normalised`` encoder and the ``vgg19`` decoder layout, the upstream 
 
 Masks follow the original Lua code: the content statistics of each region are taken over that region
 only, so each region is normalised on its own before it gets its style's statistics.
+
+With a :class:`~stylecore.nets.decoder.SkipDecoder` (this project's departure from the paper) the same
+AdaIN is applied at each skip level too: the style code also holds the style's mean/std at
+``relu1_1``..``relu3_1``, and the decoder gets the content's features there with the style's statistics
+(per region under masks; blended with the content's own features by ``alpha``, as ``relu4_1`` is).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from typing import ClassVar
 
 import torch
 
+from stylecore.errors import ParameterError
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
-from stylecore.nets.decoder import VGGDecoder, layout_for
+from stylecore.nets.decoder import SkipDecoder, VGGDecoder, layout_for
 from stylecore.nets.encoder import VGGEncoder
 from stylecore.ops import masked_mean_std, mean_std
 
@@ -28,7 +34,7 @@ class AdaIN(FeedForwardStylizer):
     name: ClassVar[str] = "adain"
     default_weights: ClassVar[str | None] = "adain-vgg16hed"
 
-    def __init__(self, encoder: VGGEncoder, decoder: VGGDecoder, **kw) -> None:
+    def __init__(self, encoder: VGGEncoder, decoder: VGGDecoder | SkipDecoder, **kw) -> None:
         super().__init__(encoder, **kw)
         self.decoder = decoder.eval().requires_grad_(False)
 
@@ -38,14 +44,54 @@ class AdaIN(FeedForwardStylizer):
         encoder = encoder or VGGEncoder("vgg16-hed")
         return cls(encoder, VGGDecoder(layout_for(encoder.name)))
 
+    @classmethod
+    def random_skip(cls, encoder: VGGEncoder | None = None, *, seed: int = 0) -> AdaIN:
+        """AdaIN with a random :class:`SkipDecoder` whose skip convolutions are random too (not zero)."""
+        torch.manual_seed(seed)
+        encoder = encoder or VGGEncoder("vgg16-hed")
+        decoder = SkipDecoder(layout_for(encoder.name))
+        for conv in decoder.skip:
+            torch.nn.init.normal_(conv.weight, std=0.05)
+        return cls(encoder, decoder)
+
     def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        mean, std = mean_std(self.encoder.encode(style, "relu4_1"))
-        return {"mean": mean, "std": std}
+        if not self.skip_levels:
+            mean, std = mean_std(self.encoder.encode(style, "relu4_1"))
+            return {"mean": mean, "std": std}
+        feats = self.encoder(style, self.levels)
+        mean, std = mean_std(feats["relu4_1"])
+        code = {"mean": mean, "std": std}
+        for level in self.skip_levels:
+            code[f"mean_{level}"], code[f"std_{level}"] = mean_std(feats[level])
+        return code
+
+    @property
+    def skip_levels(self) -> tuple[str, ...]:
+        return self.levels[1:]
 
     def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"relu4_1": self.encoder.encode(content, "relu4_1")}
+        if not self.skip_levels:
+            return {"relu4_1": self.encoder.encode(content, "relu4_1")}
+        return self.encoder(content, self.levels)
 
     def _transfer(self, cfeats, code: StyleCode, mask):
-        feat = cfeats["relu4_1"]
-        mean, std = mean_std(feat) if mask is None else masked_mean_std(feat, mask)
-        return (feat - mean) / std * code.tensors["std"] + code.tensors["mean"]
+        return _adain(cfeats["relu4_1"], code.tensors["mean"], code.tensors["std"], mask)
+
+    def _transfer_levels(self, cfeats, code: StyleCode, masks):
+        out = {"relu4_1": self._transfer(cfeats, code, masks["relu4_1"])}
+        for level in self.skip_levels:
+            if f"mean_{level}" not in code.tensors:
+                raise ParameterError(
+                    "this style code was encoded for a decoder without skip connections; encode the style "
+                    "again with this stylizer's encode_style"
+                )
+            out[level] = _adain(
+                cfeats[level], code.tensors[f"mean_{level}"], code.tensors[f"std_{level}"], masks[level]
+            )
+        return out
+
+
+def _adain(feat: torch.Tensor, mean_s: torch.Tensor, std_s: torch.Tensor, mask: torch.Tensor | None):
+    """AdaIN of ``feat`` to a style's statistics; under a mask, the content's are the region's."""
+    mean, std = mean_std(feat) if mask is None else masked_mean_std(feat, mask)
+    return (feat - mean) / std * std_s + mean_s

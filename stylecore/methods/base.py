@@ -27,6 +27,7 @@ from stylecore.color import colour_moments, match_palette, mix_moments, preserve
 from stylecore.device import resolve_device
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.models import load_encoder, load_module
+from stylecore.nets.decoder import decode, skip_layers
 from stylecore.nets.encoder import VGGEncoder
 from stylecore.weights import Catalog, load_catalog
 
@@ -418,28 +419,45 @@ class FeedForwardStylizer(Stylizer):
             out = self._feed_forward(content, codes, params, weights=weights, masks=masks)
         return out.float()
 
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The layers whose transferred features the decoder takes: ``relu4_1``, plus the skip levels
+        of a :class:`~stylecore.nets.decoder.SkipDecoder`."""
+        return ("relu4_1", *skip_layers(self.decoder))
+
+    def _transfer_levels(
+        self, cfeats: dict[str, torch.Tensor], code: StyleCode, masks: dict[str, torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
+        """The decoder inputs by level for one style; ``masks[level]`` is (B, 1, h, w) at that size.
+        Methods whose decoders take skip levels override this."""
+        return {"relu4_1": self._transfer(cfeats, code, masks["relu4_1"])}
+
     def _feed_forward(self, content, codes, params, *, weights, masks):
         h, w = content.shape[-2:]
         x, m = pad_for_networks(content, self.multiple, self.margin)
         cfeats = self._content_features(x)
-        base = cfeats["relu4_1"]
-        fmasks = None
+        levels = self.levels
+        fmasks: dict[str, torch.Tensor] = {}
         if masks is not None:
             masks, _ = pad_for_networks(masks, self.multiple, self.margin)
-            fmasks = F.interpolate(masks, size=base.shape[-2:], mode="area")
+            fmasks = {lv: F.interpolate(masks, size=cfeats[lv].shape[-2:], mode="area") for lv in levels}
         targets = [
-            self._transfer(cfeats, code, None if fmasks is None else fmasks[:, k : k + 1])
+            self._transfer_levels(
+                cfeats, code, {lv: fmasks[lv][:, k : k + 1] if fmasks else None for lv in levels}
+            )
             for k, code in enumerate(codes)
         ]
-        if fmasks is not None:
-            region = fmasks / fmasks.sum(1, keepdim=True).clamp_min(1e-6)  # soft edges stay a partition
-            t = sum(region[:, k : k + 1] * tk for k, tk in enumerate(targets))
-        elif weights is not None:
-            t = sum(float(wk) * tk for wk, tk in zip(weights, targets, strict=True))
-        else:
-            t = targets[0]
-        t = params.alpha * t + (1.0 - params.alpha) * base
-        return self.decoder(t).clamp(0.0, 1.0)[..., m : m + h, m : m + w]
+        t: dict[str, torch.Tensor] = {}
+        for lv in levels:  # every level is mixed, placed and blended with the content alike
+            if fmasks:  # soft edges stay a partition
+                region = fmasks[lv] / fmasks[lv].sum(1, keepdim=True).clamp_min(1e-6)
+                tl = sum(region[:, k : k + 1] * tk[lv] for k, tk in enumerate(targets))
+            elif weights is not None:
+                tl = sum(float(wk) * tk[lv] for wk, tk in zip(weights, targets, strict=True))
+            else:
+                tl = targets[0][lv]
+            t[lv] = params.alpha * tl + (1.0 - params.alpha) * cfeats[lv]
+        return decode(self.decoder, t).clamp(0.0, 1.0)[..., m : m + h, m : m + w]
 
     @torch.no_grad()
     def _stylize_each(self, content, codes, params, alphas, generator):
@@ -447,15 +465,18 @@ class FeedForwardStylizer(Stylizer):
         x, m = pad_for_networks(content, self.multiple, self.margin)
         with torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=params.precision == "bf16"):
             cfeats = self._content_features(x)
-            base = cfeats["relu4_1"]
-            t = torch.cat(
-                [
-                    self._transfer({k: v[i : i + 1] for k, v in cfeats.items()}, code, None)
-                    for i, code in enumerate(codes)
-                ]
-            )
-            a = torch.tensor(alphas, device=base.device, dtype=t.dtype).view(-1, 1, 1, 1)
-            out = self.decoder(a * t + (1.0 - a) * base).clamp(0.0, 1.0)[..., m : m + h, m : m + w]
+            levels = self.levels
+            none = dict.fromkeys(levels)
+            per_sample = [
+                self._transfer_levels({k: v[i : i + 1] for k, v in cfeats.items()}, code, none)
+                for i, code in enumerate(codes)
+            ]
+            t = {}
+            for lv in levels:
+                tl = torch.cat([ts[lv] for ts in per_sample])
+                a = torch.tensor(alphas, device=tl.device, dtype=tl.dtype).view(-1, 1, 1, 1)
+                t[lv] = a * tl + (1.0 - a) * cfeats[lv]
+            out = decode(self.decoder, t).clamp(0.0, 1.0)[..., m : m + h, m : m + w]
         return out.float()
 
     def modules(self) -> dict[str, nn.Module]:

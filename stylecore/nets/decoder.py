@@ -10,10 +10,19 @@ Upsampling is ``nearest`` (upstream) or ``bilinear``. Nearest turns every featur
 grid repeating every 2 and 4 px that is plain at 100 %. Bilinear interpolation has no block edges.
 Both have the same tensors; the catalog's ``arch`` of a decoder file (:func:`decoder_arch`) says which
 upsampling it was trained with.
+
+:class:`SkipDecoder` is this project's departure from the papers: the same decoder (its modules under
+``body.``, so a plain decoder file loads into it) plus a 1x1 convolution per upsampling stage that adds
+encoder features (``relu3_1``, ``relu2_1``, ``relu1_1``; AdaIN-transferred ones at inference) to the
+upsampled map, as Avatar-Net and AdaAttN feed shallow levels. A plain decoder cannot invert ``relu4_1``
+alone; the skips carry what it loses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
 from torch import nn
 
 from stylecore.errors import UnknownNameError
@@ -40,9 +49,14 @@ def layout_for(encoder: str) -> str:
     return "vgg19" if encoder == "vgg19-normalised" else "vgg16"
 
 
-def decoder_arch(layout: str, upsample: str = "nearest") -> str:
-    """The module-architecture name (:data:`stylecore.models.ARCHS`) of a decoder layout and upsampling."""
-    return f"decoder-{layout}" + ("" if upsample == "nearest" else f"-{upsample}")
+# the encoder levels a SkipDecoder adds, in the order of its upsampling stages
+SKIP_LAYERS = ("relu3_1", "relu2_1", "relu1_1")
+
+
+def decoder_arch(layout: str, upsample: str = "nearest", skip: bool = False) -> str:
+    """The module-architecture name (:data:`stylecore.models.ARCHS`) of a decoder layout, upsampling and
+    whether it has skip connections (:class:`SkipDecoder`)."""
+    return f"decoder-{layout}" + ("" if upsample == "nearest" else f"-{upsample}") + ("-skip" if skip else "")
 
 
 class VGGDecoder(nn.Sequential):
@@ -67,3 +81,51 @@ class VGGDecoder(nn.Sequential):
                 modules.append(nn.ReLU())
         super().__init__(*modules)
         self.layout, self.upsample = layout, upsample
+
+
+class SkipDecoder(nn.Module):
+    """A :class:`VGGDecoder` (``body``) plus, after each x2 upsampling, a 1x1 convolution (``skip.0``..
+    ``skip.2``) of the encoder's ``relu3_1``, ``relu2_1`` and ``relu1_1`` added to the upsampled map.
+
+    The 1x1 convolutions start at zero, so a new SkipDecoder draws exactly what its body draws, and a
+    shipped plain decoder loaded into ``body`` is the starting point of training.
+    """
+
+    layers = SKIP_LAYERS
+    # vgg16-hed's relu1_1..relu3_1 average 5-17; the 1x1 convolutions see them at about 1
+    skip_scale = 0.1
+
+    def __init__(self, layout: str = "vgg16", upsample: str = "bilinear") -> None:
+        super().__init__()
+        self.body = VGGDecoder(layout, upsample)
+        spec = LAYOUTS[layout]
+        # the channels at each upsampling: those of the conv before it (= the skipped layer's)
+        channels = [spec[i - 1][1] for i, s in enumerate(spec) if s == "up"]
+        self.skip = nn.ModuleList([nn.Conv2d(c, c, 1) for c in channels])
+        for conv in self.skip:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        self.layout, self.upsample = layout, upsample
+
+    def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Decode ``relu4_1``-shaped ``x`` with the features ``skips[layer]`` of :data:`SKIP_LAYERS`."""
+        stage = 0
+        for module in self.body:
+            x = module(x)
+            if isinstance(module, nn.Upsample):
+                x = x + self.skip[stage](skips[self.layers[stage]] * self.skip_scale)
+                stage += 1
+        return x
+
+
+def decode(decoder: nn.Module, levels: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Run a decoder on decoder inputs by layer: ``relu4_1`` alone for a plain decoder, plus the skip
+    levels for a :class:`SkipDecoder`."""
+    if isinstance(decoder, SkipDecoder):
+        return decoder(levels["relu4_1"], levels)
+    return decoder(levels["relu4_1"])
+
+
+def skip_layers(decoder: nn.Module) -> tuple[str, ...]:
+    """The encoder levels a decoder takes besides ``relu4_1`` (none for a plain decoder)."""
+    return SKIP_LAYERS if isinstance(decoder, SkipDecoder) else ()

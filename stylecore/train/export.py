@@ -267,6 +267,15 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if config.freeze
         else ""
     )
+    skip = (
+        "| skip connections | not in the paper: 1x1 convolutions add AdaIN-transferred relu3_1, relu2_1 and "
+        "relu1_1 (the content's features with the style's mean/std at each level) after the decoder's three "
+        "upsamplings (`SkipDecoder`, `stylecore/nets/decoder.py`); they started at zero"
+        + (f", the body as `init_from={config.init_from}` loaded it" if config.init_from else "")
+        + " |\n"
+        if config.decoder == "skip"
+        else ""
+    )
     return f"""# {name}
 
 {METHOD_TITLES[config.method]} for the `{config.encoder}` encoder, trained with stylepipe (`stylize train`).
@@ -280,7 +289,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
 | crops | {config.size} px random crops of images scaled to a short side of {config.load_size or round(config.size * 1.5)} px |
 | batch | {config.batch} |
 | decoder upsampling | {config.upsample} |
-| optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
+{skip}| optimiser | Adam, lr {config.lr} / (1 + {config.lr_decay} x step) |
 {extra}{frozen}{ema}| precision | {"bf16 autocast" if config.amp else "fp32"} |
 | hardware | {meta["hardware"]} |
 | training time | {minutes:.0f} min of compute |

@@ -31,7 +31,7 @@ from stylecore.device import cpu_has_bf16, describe_device, resolve_device
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.fsio import atomic_open
 from stylecore.models import load_encoder
-from stylecore.nets.decoder import VGGDecoder, decoder_arch, layout_for
+from stylecore.nets.decoder import SkipDecoder, VGGDecoder, decoder_arch, layout_for
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.nets.transformer import Transform
@@ -53,6 +53,9 @@ METHODS = ("adain", "sanet", "rast")
 ALL_TERMS = tuple(dict.fromkeys(t for w in DEFAULT_WEIGHTS.values() for t in w))
 SANET_MULTIPLE = 16  # relu5_1 is 1/16 of the input; the transform upsamples it x2 onto relu4_1
 SANET_MIN_SIZE = 64
+# recon_weight of skip-decoder runs: the term is ~15 against AdaIN's ~2000 at the start; at 1 a
+# 102-step run kept held-out reconstruction SSIM at 0.35, at 50 a 131-step run reached 0.64 (docs/training.md)
+SKIP_RECON_WEIGHT = 50.0
 
 
 # the networks each method ships, by role (RAST's discriminators are trained, not shipped)
@@ -136,6 +139,18 @@ class TrainConfig(BaseModel):
         description="the decoder's x2 upsampling (stylecore.nets.decoder): nearest leaves a grid of 2 and "
         "4 px; checkpoints written before this setting existed are nearest",
     )
+    decoder: Literal["plain", "skip"] = Field(
+        "plain",
+        description="adain: skip trains a SkipDecoder (stylecore.nets.decoder; not in the paper), the plain "
+        "decoder plus 1x1 convolutions adding AdaIN-transferred relu3_1/relu2_1/relu1_1; init_from may "
+        "name a plain decoder, which becomes its body",
+    )
+    recon_weight: float | None = Field(
+        None,
+        ge=0,
+        description="adain: weight of the reconstruction term (losses.reconstruction_loss; not in the "
+        f"paper); default {SKIP_RECON_WEIGHT:g} with decoder=skip, else 0",
+    )
     seed: int = 0
     amp: bool = Field(
         True, description="bf16 autocast for forward passes (on a CPU only where it has native bf16 kernels)"
@@ -165,6 +180,9 @@ class TrainConfig(BaseModel):
                     data[f"{term}_weight"] = weight
             if data.get("scale_features") is None:
                 data["scale_features"] = method != "adain"
+            if data.get("recon_weight") is None:
+                skip = method == "adain" and data.get("decoder") == "skip"
+                data["recon_weight"] = SKIP_RECON_WEIGHT if skip else 0.0
         return data
 
     @model_validator(mode="after")
@@ -188,6 +206,8 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
+        if self.method != "adain" and (self.decoder != "plain" or self.recon_weight):
+            raise ValueError("decoder=skip and recon_weight apply to adain runs")
         roles = METHOD_ROLES[self.method]
         if not set(self.freeze) < set(roles):
             raise ValueError(
@@ -217,11 +237,19 @@ class TrainConfig(BaseModel):
 
     def decoder_arch(self) -> str:
         """The catalog ``arch`` of this run's decoder (:data:`stylecore.models.ARCHS`)."""
-        return decoder_arch(layout_for(self.encoder), self.upsample)
+        return decoder_arch(layout_for(self.encoder), self.upsample, skip=self.decoder == "skip")
+
+    def build_decoder(self) -> VGGDecoder | SkipDecoder:
+        kind = SkipDecoder if self.decoder == "skip" else VGGDecoder
+        return kind(layout_for(self.encoder), self.upsample)
 
     def loss_weights(self) -> dict[str, float]:
-        """The method's loss terms and their weights, in the method's order."""
-        return {t: float(getattr(self, f"{t}_weight")) for t in DEFAULT_WEIGHTS[self.method]}
+        """The method's loss terms and their weights, in the method's order (``recon`` last, where
+        weighted)."""
+        weights = {t: float(getattr(self, f"{t}_weight")) for t in DEFAULT_WEIGHTS[self.method]}
+        if self.recon_weight:
+            weights["recon"] = float(self.recon_weight)
+        return weights
 
     def check_size(self) -> None:
         """Crop sizes the method's networks can take (raises :class:`ParameterError`)."""
@@ -251,7 +279,7 @@ def _d_lr(cfg: TrainConfig, step: int) -> float:
 def log_columns(config: TrainConfig) -> list[str]:
     """The CSV log's columns for a run: its method's loss terms, and the discriminators' loss if any."""
     extra = ["disc"] if config.discriminators else []
-    return ["step", "elapsed_s", "it_per_s", "lr", "loss", *DEFAULT_WEIGHTS[config.method], *extra]
+    return ["step", "elapsed_s", "it_per_s", "lr", "loss", *config.loss_weights(), *extra]
 
 
 class Trainer:
@@ -275,7 +303,7 @@ class Trainer:
         self.models: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
-            self.models["decoder"] = VGGDecoder(layout_for(config.encoder), config.upsample)
+            self.models["decoder"] = config.build_decoder()
             if config.method in ("sanet", "rast"):
                 self.models["transformer"] = Transform(self.encoder.channels("relu4_1"))
             for role in config.discriminators:
@@ -364,7 +392,10 @@ class Trainer:
         files = init_files(source, self.cfg.method, self.generator_roles, self.cfg.encoder)
         for role, path in files.items():
             state = {k: v.float() for k, v in read_state_dict(path).items()}
-            load_strict(self.models[role], state, source=str(path))
+            target = self.models[role]
+            if isinstance(target, SkipDecoder) and not any(k.startswith("body.") for k in state):
+                target = target.body  # a plain decoder starts the skip decoder's body
+            load_strict(target, state, source=str(path))
 
     # ---- checkpoints -----------------------------------------------------------------------------
 
@@ -402,6 +433,13 @@ class Trainer:
                 f"{self.out} trains a decoder with {upsample} upsampling; it cannot continue with "
                 f"{self.cfg.upsample} ({{upsample}}={upsample})",
                 settings=("upsample",),
+            )
+        kind = state["config"].get("decoder", "plain")
+        if kind != self.cfg.decoder:
+            raise ParameterError(
+                f"{self.out} trains a {kind} decoder; continue it with {{decoder}}={kind}, or start a new "
+                "run from its export with {init_from}",
+                settings=("decoder", "init_from"),
             )
         frozen = sorted(state["config"].get("freeze", []))
         if frozen != sorted(self.cfg.freeze):  # the optimiser holds other parameters
@@ -445,7 +483,13 @@ class Trainer:
             scale, layers = bool(self.cfg.scale_features), self.cfg.style_layers
             if method == "adain":
                 terms = adain_losses(
-                    self.encoder, m["decoder"], content, style, scale_features=scale, style_layers=layers
+                    self.encoder,
+                    m["decoder"],
+                    content,
+                    style,
+                    scale_features=scale,
+                    style_layers=layers,
+                    recon=bool(self.weights.get("recon")),
                 )
             else:
                 # terms at weight 0 are logged, except the identity pair (its passes cost most of a

@@ -60,6 +60,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_peaks
+from stylecore.nets.decoder import decode, skip_layers
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.ops import adain, mean_std, mean_variance_norm
@@ -67,6 +68,7 @@ from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 STRUCTURE_LAYERS = ("relu2_1", "relu3_1")
+RECON_PIXEL_WEIGHT = 10.0  # the reconstruction term's pixel MSE against its four feature layers
 SANET_CONTENT_LAYERS = ("relu4_1", "relu5_1")
 
 Feats = Mapping[str, torch.Tensor]
@@ -134,6 +136,8 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
         "peaks": PEAKS_DESCRIPTION,
+        "recon": f"{RECON_PIXEL_WEIGHT:g} x pixel MSE + scaled feature MSE at relu1_1..relu4_1 of the "
+        "decoder on the content's own features (and skips) to the content (not in the paper)",
     },
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
@@ -263,6 +267,7 @@ def adain_losses(
     *,
     scale_features: bool = False,
     style_layers: Mapping[str, float] | None = None,
+    recon: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Huang & Belongie 2017, eq. 11-13: content MSE to the AdaIN target t at relu4_1, and the style
     mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms.
@@ -272,20 +277,29 @@ def adain_losses(
     normalisation removes each channel's mean and std, which the style owns, and keeps where things
     are. vgg16-hed's relu4_1 was fine-tuned for edges and says little about the surfaces between them,
     so with the paper's loss alone the decoder is free to paint them away.
+
+    A :class:`~stylecore.nets.decoder.SkipDecoder` also gets the content's relu1_1..relu3_1 AdaIN-ed to
+    the style's statistics there (what :class:`~stylecore.methods.adain.AdaIN` feeds it). ``recon`` adds
+    the ``recon`` term (:func:`reconstruction_loss`) on the content's own features.
     """
     measure = feature_measure(encoder, scale_features)
+    skips = skip_layers(decoder)
     with torch.no_grad():
         style_feats = encoder(style, ADAIN_STYLE_LAYERS)
-        content_feats = encoder(content, (*STRUCTURE_LAYERS, "relu4_1"))
-        mean, std = mean_std(style_feats["relu4_1"])
-        t = adain(content_feats["relu4_1"], mean, std)
-    out = decoder(t)
+        wanted = ADAIN_STYLE_LAYERS if (skips or recon) else (*STRUCTURE_LAYERS, "relu4_1")
+        content_feats = encoder(content, wanted)
+        levels = {}
+        for level in ("relu4_1", *skips):
+            mean, std = mean_std(style_feats[level])
+            levels[level] = adain(content_feats[level], mean, std)
+        t = levels["relu4_1"]
+    out = decode(decoder, levels)
     out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
     style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
     style_term = style_loss(out_feats, style_feats, ADAIN_STYLE_LAYERS, style_layers)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
-    return {
+    terms = {
         "content": content_term,
         "style": style_term,
         "structure": structure_term,
@@ -293,6 +307,22 @@ def adain_losses(
         "palette": palette_loss(out, style),
         "peaks": peaks_loss(out, content, style),
     }
+    if recon:
+        terms["recon"] = reconstruction_loss(encoder, decoder, content, content_feats)
+    return terms
+
+
+def reconstruction_loss(
+    encoder: VGGEncoder, decoder: torch.nn.Module, content: torch.Tensor, content_feats: Feats
+) -> torch.Tensor:
+    """The decoder on the content's own features (and skips) must give the content back:
+    ``RECON_PIXEL_WEIGHT`` x pixel MSE + feature MSE at relu1_1..relu4_1, each layer divided by its mean
+    activation (:mod:`stylecore.train.scales`, whatever ``scale_features`` says), so the four layers
+    and the pixels weigh alike. Not in the AdaIN paper; WCT and LST train their decoders this way."""
+    same = decode(decoder, content_feats)
+    a = scaled(encoder, encoder(same, ADAIN_STYLE_LAYERS))
+    b = scaled(encoder, {k: content_feats[k] for k in ADAIN_STYLE_LAYERS})
+    return RECON_PIXEL_WEIGHT * F.mse_loss(same, content) + feature_mse(a, b, ADAIN_STYLE_LAYERS)
 
 
 # ---- SANet ------------------------------------------------------------------------------------------

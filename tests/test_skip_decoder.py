@@ -1,0 +1,200 @@
+"""The skip decoder: zero-initialised skips, AdaIN through it (masks, alpha), its training round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import save_file
+
+from stylecore.errors import ParameterError
+from stylecore.imageio import write_image
+from stylecore.methods import get_method
+from stylecore.methods.adain import AdaIN
+from stylecore.models import build_module
+from stylecore.nets.decoder import SKIP_LAYERS, SkipDecoder, VGGDecoder
+from stylecore.train.export import export_checkpoint
+from stylecore.train.loop import TrainConfig, Trainer, log_columns
+from stylecore.train.losses import ADAIN_STYLE_LAYERS, adain_losses, reconstruction_loss
+from stylecore.weights import load_catalog
+from tests.conftest import synthetic_image
+
+SHAPES = {"relu4_1": (512, 4), "relu3_1": (256, 8), "relu2_1": (128, 16), "relu1_1": (64, 32)}
+
+
+def random_levels(seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.rand(1, c, s, s * 3 // 2, generator=gen) * 5 for k, (c, s) in SHAPES.items()}
+
+
+@pytest.fixture()
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_skip_decoder_starts_as_its_plain_body_and_keeps_its_keys():
+    torch.manual_seed(0)
+    plain = VGGDecoder("vgg16", "bilinear")
+    skip = SkipDecoder("vgg16", "bilinear")
+    body_keys = {k.removeprefix("body.") for k in skip.state_dict() if k.startswith("body.")}
+    assert body_keys == set(plain.state_dict())
+    assert set(skip.state_dict()) - {f"body.{k}" for k in body_keys} == {
+        f"skip.{i}.{p}" for i in range(3) for p in ("weight", "bias")
+    }
+    skip.body.load_state_dict(plain.state_dict())
+    levels = random_levels()
+    with torch.no_grad():
+        assert torch.equal(skip(levels["relu4_1"], levels), plain(levels["relu4_1"]))  # zero-initialised
+        torch.nn.init.normal_(skip.skip[2].weight)  # a live relu1_1 path changes the output
+        assert not torch.equal(skip(levels["relu4_1"], levels), plain(levels["relu4_1"]))
+    assert isinstance(build_module("decoder-vgg16-bilinear-skip"), SkipDecoder)
+    assert isinstance(build_module("decoder-vgg19-skip"), SkipDecoder)
+    assert [c.in_channels for c in skip.skip] == [256, 128, 64] and skip.layers == SKIP_LAYERS
+
+
+@pytest.fixture(scope="module")
+def skip_adain(random_encoder) -> AdaIN:
+    return AdaIN.random_skip(random_encoder)
+
+
+def test_adain_with_a_skip_decoder_transfers_every_level(skip_adain, random_encoder):
+    content = synthetic_image(48, 64, seed=1)[None]
+    a, b = (
+        skip_adain.encode_style(synthetic_image(40, 40, seed=2)),
+        skip_adain.encode_style(synthetic_image(40, 40, seed=3).flip(0)),
+    )
+    assert set(a.tensors) == {"mean", "std"} | {f"{s}_{k}" for s in ("mean", "std") for k in SKIP_LAYERS}
+    out = skip_adain.stylize(content, a)
+    assert out.shape == (1, 3, 48, 64) and torch.isfinite(out).all()
+    # the shallow levels' style statistics reach the output
+    shifted = type(a)(a.method, a.encoder, {**a.tensors, "mean_relu1_1": a.tensors["mean_relu1_1"] + 1.0})
+    assert (skip_adain.stylize(content, shifted) - out).abs().max() > 1e-3
+    # alpha 0 decodes the content's own features at every level, alpha blends every level alike
+    none = skip_adain.stylize(content, a, params={"alpha": 0.0})
+    half = skip_adain.stylize(content, a, params={"alpha": 0.5})
+    assert (none - out).abs().max() > 1e-3 and (half - out).abs().max() > 1e-4
+    assert (half - none).abs().max() > 1e-4
+    # one region covering the image is the unmasked transfer (masked statistics are biased: near)
+    masks = torch.zeros(1, 2, 48, 64)
+    masks[:, 0] = 1.0
+    torch.testing.assert_close(skip_adain.stylize(content, [a, b], masks=masks), out, atol=5e-3, rtol=0)
+    masks[:, :, :, 32:] = masks[:, :, :, 32:].flip(1)  # a left and a right region
+    split = skip_adain.stylize(content, [a, b], masks=masks)
+    assert (split[..., 40:] - out[..., 40:]).abs().max() > 1e-3
+    # one batched pass per sample's own style and strength equals stylize per sample
+    each = skip_adain.stylize_each(torch.cat([content, content]), [a, b], alphas=[1.0, 0.5])
+    torch.testing.assert_close(each[:1], out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        each[1:], skip_adain.stylize(content, b, params={"alpha": 0.5}), atol=1e-5, rtol=0
+    )
+    # a style code made for a plain decoder lacks the skip levels' statistics
+    plain = AdaIN.random(random_encoder)
+    with pytest.raises(ParameterError, match="without skip connections"):
+        skip_adain.stylize(content, plain.encode_style(synthetic_image(40, 40, seed=2)))
+    assert set(plain.encode_style(synthetic_image(40, 40, seed=2)).tensors) == {"mean", "std"}
+
+
+def test_reconstruction_term_is_zero_only_for_the_content_itself(random_encoder):
+    content = synthetic_image(32, 32, seed=5)[None]
+    feats = random_encoder(content, ADAIN_STYLE_LAYERS)
+    assert float(reconstruction_loss(random_encoder, lambda t: content, content, feats)) == 0.0
+    assert float(reconstruction_loss(random_encoder, lambda t: content.flip(-1), content, feats)) > 0.0
+
+
+def test_adain_losses_through_a_skip_decoder(random_encoder):
+    torch.manual_seed(0)
+    dec = SkipDecoder("vgg16", "bilinear")
+    c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    terms = adain_losses(random_encoder, dec, c, s, recon=True)
+    assert set(terms) == {"content", "style", "structure", "grid", "palette", "peaks", "recon"}
+    # at zero skips the skip decoder's terms are its body's
+    plain = adain_losses(random_encoder, dec.body, c, s)
+    for k, v in plain.items():
+        torch.testing.assert_close(terms[k], v, msg=k)
+    terms["style"].backward()
+    assert dec.skip[0].weight.grad is not None and dec.skip[0].weight.grad.abs().sum() > 0
+
+
+@pytest.fixture()
+def folders(tmp_path) -> tuple[Path, Path]:
+    content, style = tmp_path / "content", tmp_path / "style"
+    for i in range(4):
+        write_image(synthetic_image(40, 52, seed=i), content / f"c{i}.png")
+        write_image(synthetic_image(44, 40, seed=10 + i).flip(0), style / f"s{i}.png")
+    return content, style
+
+
+def skip_config(folders, steps: int, **kw) -> TrainConfig:
+    settings = {"batch": 2, "size": 32, "log_every": 1, "decoder": "skip"} | kw
+    return TrainConfig(content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, **settings)
+
+
+def test_skip_config_settings(folders):
+    cfg = skip_config(folders, 1)
+    assert cfg.recon_weight == 50.0 and cfg.loss_weights()["recon"] == 50.0 and "recon" in log_columns(cfg)
+    assert cfg.decoder_arch() == "decoder-vgg16-bilinear-skip"
+    plain = skip_config(folders, 1, decoder="plain")
+    assert plain.recon_weight == 0.0 and "recon" not in plain.loss_weights()
+    assert "recon" not in log_columns(plain) and plain.decoder_arch() == "decoder-vgg16-bilinear"
+    assert skip_config(folders, 1, decoder="plain", recon_weight=2).loss_weights()["recon"] == 2.0
+    with pytest.raises(ValidationError, match="apply to adain runs"):
+        skip_config(folders, 1, method="sanet", size=64)
+
+
+def test_skip_training_resumes_exports_and_loads_from_the_catalog(
+    folders, tmp_path, random_encoder, monkeypatch, one_thread
+):
+    # a plain decoder file starts the body; the skips start at zero
+    torch.manual_seed(7)
+    plain = VGGDecoder("vgg16", "bilinear")
+    start = tmp_path / "plain.safetensors"
+    save_file({k: v.half().contiguous() for k, v in plain.state_dict().items()}, str(start))
+    full = Trainer(skip_config(folders, 3, init_from=start), tmp_path / "full.ckpt", encoder=random_encoder)
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(full.decoder.body.state_dict()[k], v.half().float())
+    assert all(float(c.weight.detach().abs().sum()) == 0.0 for c in full.decoder.skip)
+    full.run()
+    assert any(float(c.weight.detach().abs().sum()) > 0.0 for c in full.decoder.skip)  # the skips trained
+    log = (tmp_path / "full.csv").read_text().splitlines()
+    assert "recon" in log[0].split(",") and len(log) == 4
+
+    out = tmp_path / "part.ckpt"
+    Trainer(skip_config(folders, 2, init_from=start), out, encoder=random_encoder).run()
+    with pytest.raises(ParameterError, match=r"skip decoder.*decoder=skip"):
+        Trainer(skip_config(folders, 3, decoder="plain"), out, encoder=random_encoder).resume()
+    resumed = Trainer(skip_config(folders, 3, init_from=start), out, encoder=random_encoder)
+    assert resumed.resume() and resumed.step == 2
+    ckpt = resumed.run()
+    for k, v in full.decoder.state_dict().items():
+        torch.testing.assert_close(resumed.decoder.state_dict()[k], v, msg=k)
+
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
+    entry = export_checkpoint(ckpt, "adain-skip-test", root=root)
+    assert entry["files"][0]["arch"] == "decoder-vgg16-bilinear-skip"
+    card = (root / "adain-skip-test.md").read_text()
+    assert "| skip connections | not in the paper" in card and "| recon | 50 |" in card
+
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
+    monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
+    stylizer = get_method("adain").load("adain-skip-test", catalog=load_catalog(), device="cpu")
+    assert isinstance(stylizer.decoder, SkipDecoder)
+    for k, v in resumed.decoder.state_dict().items():
+        torch.testing.assert_close(stylizer.decoder.state_dict()[k], v.half().float(), msg=k)
+    code = stylizer.encode_style(synthetic_image(32, 32, seed=4))
+    result = stylizer.stylize(synthetic_image(48, 64)[None], code)
+    assert result.shape == (1, 3, 48, 64) and torch.isfinite(result).all()
+    # an exported skip decoder is a starting point too (loaded whole, skips included)
+    again = Trainer(
+        skip_config(folders, 1, init_from="adain-skip-test"), tmp_path / "b.ckpt", encoder=random_encoder
+    )
+    for k, v in resumed.decoder.state_dict().items():
+        torch.testing.assert_close(again.decoder.state_dict()[k], v.half().float(), msg=k)

@@ -43,6 +43,15 @@ def _isolate(monkeypatch, tmp_path_factory):
     torch.set_rng_state(state)
 
 
+@pytest.fixture()
+def one_thread():
+    """Tiny tensors gain nothing from threads, and threads waiting on a busy machine cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def random_encoder() -> VGGEncoder:
     torch.manual_seed(1234)

@@ -29,14 +29,6 @@ def random_levels(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: torch.rand(1, c, s, s * 3 // 2, generator=gen) * 5 for k, (c, s) in SHAPES.items()}
 
 
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_skip_decoder_starts_as_its_plain_body_and_keeps_its_keys():
     torch.manual_seed(0)
     plain = VGGDecoder("vgg16", "bilinear")

@@ -55,15 +55,6 @@ def folders(tmp_path) -> tuple[Path, Path]:
     return content, style
 
 
-@pytest.fixture()
-def one_thread():
-    """Tiny tensors gain nothing from threads, and threads waiting on a busy machine cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(folders, steps: int, **kw) -> TrainConfig:
     settings = {"batch": 2, "size": 32, "log_every": 1} | kw
     return TrainConfig(content_dirs=[folders[0]], style_dirs=[folders[1]], steps=steps, **settings)

@@ -402,7 +402,7 @@ def report(
     lines = [
         f"Evaluation split: {contents} contents x {styles} styles = {pairs} pairs"
         + (f" (after the first {start} of each)" if start else "")
-        + f" at {size} px (longest side); f_c and f_s with vgg16-hed (GUIDE section 3).",
+        + f" at {size} px (longest side); f_c and f_s with vgg16-hed (`stylecore.metrics`).",
         "",
         "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | palette distance "
         f"| palette retrieval (chance {chance:.3f}) | f_s retrieval | luminance SSIM to content "

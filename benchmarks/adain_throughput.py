@@ -1,10 +1,15 @@
 """AdaIN pairs/s at 512 px through the manifest path (the code every chunk task runs), on this machine.
 
     .venv/bin/python benchmarks/adain_throughput.py [--pairs 24] [--size 512]
+    .venv/bin/python benchmarks/adain_throughput.py --compare adain-vgg16hed adain-vgg16hed-skip
 
 Measured side by side in one run: style caching on vs off, fp32 vs bf16, metrics on vs off. Each
 variant reads JPEGs, stylizes, encodes and writes JPEGs, and (with metrics) computes f_c and f_s.
 Also prints how far bf16 outputs are from fp32 ones (mean absolute difference, PSNR).
+
+``--compare`` times AdaIN weights against each other instead (fp32, style cache on, metrics off, the
+defaults of a job): the rounds alternate between them, so a load that comes and goes on a shared
+machine falls on every weights alike, and the ratio to the first is printed.
 """
 
 from __future__ import annotations
@@ -25,11 +30,64 @@ from stylecore.imageio import read_image
 from stylecore.runner import WorkItem
 
 
+def bench_job(weights: str, contents: list[Path], styles: list[Path], size: int, **params) -> ImageJobSpec:
+    """An AdaIN image job as a manifest would give it."""
+    return ImageJobSpec(
+        kind="image",
+        name="bench",
+        method="adain",
+        weights=weights,
+        contents=[str(c) for c in contents],
+        styles=[str(s) for s in styles],
+        size=size,
+        style_size=size,
+        quality=95,
+        seed=0,
+        **params,
+    )
+
+
+def compare(names: list[str], n_pairs: int, size: int, rounds: int) -> None:
+    """Seconds per pair of each weights, in alternating rounds; the median round counts."""
+    styles = sorted((MANIFESTS / "styles").glob("*.jpg"))
+    contents = content_images(math.ceil(n_pairs / len(styles)))
+    pairs = [(c, s) for c in contents for s in styles][:n_pairs]
+    print(
+        f"AdaIN weights side by side: {len(pairs)} pairs, max side {size}, fp32, style cache on, "
+        f"metrics off, {rounds} alternating rounds, torch threads {torch.get_num_threads()}"
+    )
+    times: dict[str, list[float]] = {n: [] for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:  # load each model once, as a worker process does
+            runner_for(bench_job(name, contents, styles, size, metrics=False), "cpu")
+        for r in range(rounds):
+            for name in names:
+                job = bench_job(name, contents, styles, size, metrics=False)
+                items = [WorkItem(c, (s,), Path(f"bench/{c.stem}__{s.stem}.jpg")) for c, s in pairs]
+                t0 = time.perf_counter()
+                res = run_chunk_items(
+                    job, items, root=f"{tmp}/{name}-{r}", run_id="bench", chunk_id="c", device="cpu"
+                )
+                times[name].append((time.perf_counter() - t0) / len(items))
+                assert res["done"] == len(items), res["failed"][:3]
+    base = sorted(times[names[0]])[rounds // 2]
+    print(f"{'weights':<28} {'s/pair (median)':>16} {'rounds':>24} {'ratio':>7}")
+    for name in names:
+        med = sorted(times[name])[rounds // 2]
+        rounds_s = " ".join(f"{t:.3f}" for t in times[name])
+        print(f"{name:<28} {med:>16.3f} {rounds_s:>24} {med / base:>7.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=24)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--compare", nargs="+", metavar="WEIGHTS", help="time these AdaIN weights side by side")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds per weights")
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare, args.pairs, args.size, args.rounds)
+        return
     weights = installed_weights("adain")
     styles = sorted((MANIFESTS / "styles").glob("*.jpg"))
     contents = content_images(math.ceil(args.pairs / len(styles)))

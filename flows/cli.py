@@ -689,7 +689,12 @@ def pack_data(
     out: Annotated[Path, typer.Option(help="the folder to write")],
     side: Annotated[int, typer.Option(min=16, help="short side of the packed images, in pixels")] = 256,
     quality: Annotated[int, typer.Option(min=1, max=100, help="WebP quality")] = 80,
-    max_content: Annotated[int | None, typer.Option(min=1, help="pack at most this many contents")] = None,
+    max_content: Annotated[
+        int | None, typer.Option(min=1, help="pack at most this many contents (evenly spaced by name)")
+    ] = None,
+    max_style: Annotated[
+        int | None, typer.Option(min=1, help="pack at most this many styles (evenly spaced by name)")
+    ] = None,
 ) -> None:
     """Pack training images (minus the evaluation split) and the encoder trunk in fp16 into a folder
     for training on another machine (`stylize train METHOD --packed DIR` there)."""
@@ -697,7 +702,9 @@ def pack_data(
 
     try:
         with console.status(f"packing {datasets} ..."):
-            record = pack(datasets, out, side=side, quality=quality, max_content=max_content)
+            record = pack(
+                datasets, out, side=side, quality=quality, max_content=max_content, max_style=max_style
+            )
     except StyleCoreError as exc:
         raise fail(explain(exc)) from None
     for kind in ("content", "style"):

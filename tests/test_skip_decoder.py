@@ -13,11 +13,19 @@ from stylecore.errors import ParameterError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.methods.adain import AdaIN
+from stylecore.methods.sanet import SANet
 from stylecore.models import build_module
 from stylecore.nets.decoder import SKIP_LAYERS, SkipDecoder, VGGDecoder
+from stylecore.nets.transformer import Transform
 from stylecore.train.export import export_checkpoint
 from stylecore.train.loop import TrainConfig, Trainer, log_columns
-from stylecore.train.losses import ADAIN_STYLE_LAYERS, adain_losses, reconstruction_loss
+from stylecore.train.losses import (
+    ADAIN_STYLE_LAYERS,
+    adain_losses,
+    rast_losses,
+    reconstruction_loss,
+    sanet_losses,
+)
 from stylecore.weights import load_catalog
 from tests.conftest import synthetic_image
 
@@ -134,8 +142,10 @@ def test_skip_config_settings(folders):
     assert plain.recon_weight == 0.0 and "recon" not in plain.loss_weights()
     assert "recon" not in log_columns(plain) and plain.decoder_arch() == "decoder-vgg16-bilinear"
     assert skip_config(folders, 1, decoder="plain", recon_weight=2).loss_weights()["recon"] == 2.0
-    with pytest.raises(ValidationError, match="apply to adain runs"):
-        skip_config(folders, 1, method="sanet", size=64)
+    with pytest.raises(ValidationError, match="recon_weight applies to adain runs"):
+        skip_config(folders, 1, method="sanet", size=64, recon_weight=5)
+    sanet = skip_config(folders, 1, method="sanet", size=64)  # its identity losses reconstruct
+    assert sanet.recon_weight == 0.0 and sanet.decoder_arch() == "decoder-vgg16-bilinear-skip"
 
 
 def test_skip_training_resumes_exports_and_loads_from_the_catalog(
@@ -190,3 +200,62 @@ def test_skip_training_resumes_exports_and_loads_from_the_catalog(
     )
     for k, v in resumed.decoder.state_dict().items():
         torch.testing.assert_close(again.decoder.state_dict()[k], v.half().float(), msg=k)
+
+
+def test_sanet_with_a_skip_decoder_transfers_every_level(random_encoder):
+    sanet = SANet.random_skip(random_encoder)
+    content = synthetic_image(64, 80, seed=1)[None]
+    a = sanet.encode_style(synthetic_image(48, 48, seed=2))
+    b = sanet.encode_style(synthetic_image(48, 48, seed=3).flip(0))
+    assert {f"{s}_{k}" for s in ("mean", "std") for k in SKIP_LAYERS} < set(a.tensors)
+    out = sanet.stylize(content, a)
+    assert out.shape == (1, 3, 64, 80) and torch.isfinite(out).all()
+    shifted = type(a)(a.method, a.encoder, {**a.tensors, "mean_relu1_1": a.tensors["mean_relu1_1"] + 1.0})
+    assert (sanet.stylize(content, shifted) - out).abs().max() > 1e-3
+    half = sanet.stylize(content, a, params={"alpha": 0.5})
+    assert (half - out).abs().max() > 1e-4
+    masks = torch.zeros(1, 2, 64, 80)
+    masks[:, 0, :, :40], masks[:, 1, :, 40:] = 1.0, 1.0
+    split = sanet.stylize(content, [a, b], masks=masks)
+    assert (split[..., 48:] - out[..., 48:]).abs().max() > 1e-3
+    each = sanet.stylize_each(torch.cat([content, content]), [a, b], alphas=[1.0, 0.5])
+    torch.testing.assert_close(each[:1], out, atol=1e-5, rtol=0)
+    plain = SANet.random(random_encoder)
+    with pytest.raises(ParameterError, match="without skip connections"):
+        sanet.stylize(content, plain.encode_style(synthetic_image(48, 48, seed=2)))
+
+
+@pytest.mark.parametrize("losses", [sanet_losses, rast_losses])
+def test_sanet_and_rast_losses_through_a_skip_decoder(random_encoder, losses):
+    torch.manual_seed(0)
+    dec, transformer = SkipDecoder("vgg16", "bilinear"), Transform()
+    c, s = synthetic_image(64, 64, seed=1)[None], synthetic_image(64, 64, seed=2)[None]
+    terms, _ = losses(random_encoder, transformer, dec, c, s, scale_features=True)
+    plain, _ = losses(random_encoder, transformer, dec.body, c, s, scale_features=True)
+    for k, v in plain.items():  # at zero skips the skip decoder's terms are its body's
+        torch.testing.assert_close(terms[k], v, msg=k)
+    terms["identity1"].backward()
+    assert dec.skip[2].weight.grad is not None and dec.skip[2].weight.grad.abs().sum() > 0
+
+
+def test_sanet_skip_training_exports_and_loads(folders, tmp_path, random_encoder, monkeypatch, one_thread):
+    cfg = skip_config(folders, 2, method="sanet", size=64, load_size=64, identity2_weight=0)
+    trainer = Trainer(cfg, tmp_path / "s.ckpt", encoder=random_encoder)
+    assert isinstance(trainer.decoder, SkipDecoder)
+    ckpt = trainer.run()
+    assert any(float(c.weight.detach().abs().sum()) > 0.0 for c in trainer.decoder.skip)
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
+    entry = export_checkpoint(ckpt, "sanet-skip-test", root=root)
+    archs = {f["role"]: f["arch"] for f in entry["files"]}
+    assert archs["decoder"] == "decoder-vgg16-bilinear-skip"
+    assert "| skip connections | not in the paper" in (root / "sanet-skip-test.md").read_text()
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
+    monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
+    stylizer = get_method("sanet").load("sanet-skip-test", catalog=load_catalog(), device="cpu")
+    assert isinstance(stylizer.decoder, SkipDecoder)
+    result = stylizer.stylize(synthetic_image(64, 80)[None], stylizer.encode_style(synthetic_image(64, 64)))
+    assert result.shape == (1, 3, 64, 80) and torch.isfinite(result).all()

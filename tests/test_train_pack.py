@@ -42,6 +42,21 @@ def test_pack_leaves_out_the_evaluation_split_and_scales_the_short_side(packed):
         assert min(img.size) == 48 and img.size == (64, 48)
 
 
+def test_pack_caps_keep_images_evenly_spaced(tmp_path, random_encoder):
+    names = [Path(f"s{i:05d}.png") for i in range(10)]
+    assert pack.spaced(names, 3) == [names[0], names[3], names[6]]
+    assert pack.spaced(names, None) == names and pack.spaced(names, 20) == names
+    datasets = tmp_path / "datasets"
+    for i in range(6):
+        write_image(synthetic_image(40, 40, seed=i), datasets / "content" / f"c{i:05d}.jpg")
+        write_image(synthetic_image(40, 40, seed=10 + i), datasets / "style" / f"s{i:05d}.png")
+    out = tmp_path / "pack"
+    record = pack.pack(datasets, out, side=32, max_content=2, max_style=3, encoder=random_encoder)
+    assert sorted(p.name for p in (out / "content").iterdir()) == ["c00000.webp", "c00003.webp"]
+    assert sorted(p.name for p in (out / "style").iterdir()) == ["s00000.webp", "s00002.webp", "s00004.webp"]
+    assert (record["content"], record["style"]) == (2, 3)
+
+
 def test_packed_encoder_matches_the_full_one_up_to_relu5_1(packed, random_encoder):
     encoder = pack.packed_encoder(packed / pack.ENCODER_FILE)
     assert encoder.conv5_2.weight.abs().sum() == 0  # not packed: no loss reads past relu5_1

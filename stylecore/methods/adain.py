@@ -21,12 +21,11 @@ from typing import ClassVar
 
 import torch
 
-from stylecore.errors import ParameterError
-from stylecore.methods.base import FeedForwardStylizer, StyleCode
+from stylecore.methods.base import FeedForwardStylizer, StyleCode, adain_region
 from stylecore.methods.registry import register_method
 from stylecore.nets.decoder import SkipDecoder, VGGDecoder, layout_for
 from stylecore.nets.encoder import VGGEncoder
-from stylecore.ops import masked_mean_std, mean_std
+from stylecore.ops import mean_std
 
 
 @register_method
@@ -60,14 +59,7 @@ class AdaIN(FeedForwardStylizer):
             return {"mean": mean, "std": std}
         feats = self.encoder(style, self.levels)
         mean, std = mean_std(feats["relu4_1"])
-        code = {"mean": mean, "std": std}
-        for level in self.skip_levels:
-            code[f"mean_{level}"], code[f"std_{level}"] = mean_std(feats[level])
-        return code
-
-    @property
-    def skip_levels(self) -> tuple[str, ...]:
-        return self.levels[1:]
+        return {"mean": mean, "std": std, **self._skip_code(feats)}
 
     def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.skip_levels:
@@ -75,23 +67,4 @@ class AdaIN(FeedForwardStylizer):
         return self.encoder(content, self.levels)
 
     def _transfer(self, cfeats, code: StyleCode, mask):
-        return _adain(cfeats["relu4_1"], code.tensors["mean"], code.tensors["std"], mask)
-
-    def _transfer_levels(self, cfeats, code: StyleCode, masks):
-        out = {"relu4_1": self._transfer(cfeats, code, masks["relu4_1"])}
-        for level in self.skip_levels:
-            if f"mean_{level}" not in code.tensors:
-                raise ParameterError(
-                    "this style code was encoded for a decoder without skip connections; encode the style "
-                    "again with this stylizer's encode_style"
-                )
-            out[level] = _adain(
-                cfeats[level], code.tensors[f"mean_{level}"], code.tensors[f"std_{level}"], masks[level]
-            )
-        return out
-
-
-def _adain(feat: torch.Tensor, mean_s: torch.Tensor, std_s: torch.Tensor, mask: torch.Tensor | None):
-    """AdaIN of ``feat`` to a style's statistics; under a mask, the content's are the region's."""
-    mean, std = mean_std(feat) if mask is None else masked_mean_std(feat, mask)
-    return (feat - mean) / std * std_s + mean_s
+        return adain_region(cfeats["relu4_1"], code.tensors["mean"], code.tensors["std"], mask)

@@ -29,6 +29,7 @@ from stylecore.errors import ParameterError, WeightsError
 from stylecore.models import load_encoder, load_module
 from stylecore.nets.decoder import decode, skip_layers
 from stylecore.nets.encoder import VGGEncoder
+from stylecore.ops import masked_mean_std, mean_std
 from stylecore.weights import Catalog, load_catalog
 
 
@@ -425,12 +426,36 @@ class FeedForwardStylizer(Stylizer):
         of a :class:`~stylecore.nets.decoder.SkipDecoder`."""
         return ("relu4_1", *skip_layers(self.decoder))
 
+    @property
+    def skip_levels(self) -> tuple[str, ...]:
+        """The skip levels of a :class:`~stylecore.nets.decoder.SkipDecoder` (none for a plain one)."""
+        return self.levels[1:]
+
+    def _skip_code(self, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A style's mean/std at each skip level (part of its style code)."""
+        code = {}
+        for level in self.skip_levels:
+            code[f"mean_{level}"], code[f"std_{level}"] = mean_std(feats[level])
+        return code
+
     def _transfer_levels(
         self, cfeats: dict[str, torch.Tensor], code: StyleCode, masks: dict[str, torch.Tensor | None]
     ) -> dict[str, torch.Tensor]:
         """The decoder inputs by level for one style; ``masks[level]`` is (B, 1, h, w) at that size.
-        Methods whose decoders take skip levels override this."""
-        return {"relu4_1": self._transfer(cfeats, code, masks["relu4_1"])}
+
+        ``relu4_1`` is the method's own transfer; every skip level is the content's features AdaIN-ed
+        to the style's statistics there (per region under masks), whatever the method."""
+        out = {"relu4_1": self._transfer(cfeats, code, masks["relu4_1"])}
+        for level in self.skip_levels:
+            if f"mean_{level}" not in code.tensors:
+                raise ParameterError(
+                    "this style code was encoded for a decoder without skip connections; encode the style "
+                    "again with this stylizer's encode_style"
+                )
+            out[level] = adain_region(
+                cfeats[level], code.tensors[f"mean_{level}"], code.tensors[f"std_{level}"], masks[level]
+            )
+        return out
 
     def _feed_forward(self, content, codes, params, *, weights, masks):
         h, w = content.shape[-2:]
@@ -481,3 +506,12 @@ class FeedForwardStylizer(Stylizer):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
+
+
+def adain_region(
+    feat: torch.Tensor, mean_s: torch.Tensor, std_s: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """AdaIN of ``feat`` to a style's statistics; under a mask, the content's statistics are the
+    region's (as the original Lua code of AdaIN does), so each region is normalised on its own."""
+    mean, std = mean_std(feat) if mask is None else masked_mean_std(feat, mask)
+    return (feat - mean) / std * std_s + mean_s

@@ -3,6 +3,11 @@
 Encoder -> style attention at ``relu4_1`` and ``relu5_1`` (:class:`~stylecore.nets.transformer.Transform`,
 with the upstream ``transformer_iter_*.pth`` keys) -> decoder. Keys/values of a style are computed
 once in ``encode_style`` and cached in its :class:`StyleCode`.
+
+With a :class:`~stylecore.nets.decoder.SkipDecoder` (this project's departure from the paper) the
+decoder also gets the content's ``relu1_1``..``relu3_1`` AdaIN-ed to the style's statistics there
+(:meth:`FeedForwardStylizer._transfer_levels`), as AdaIN's skip decoder does: attention places the
+style's patterns, the shallow levels carry the photo's edges and the style's colours.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from torch import nn
 
 from stylecore.methods.base import FeedForwardStylizer, StyleCode
 from stylecore.methods.registry import register_method
-from stylecore.nets.decoder import VGGDecoder, layout_for
+from stylecore.nets.decoder import SkipDecoder, VGGDecoder, layout_for
 from stylecore.nets.encoder import VGGEncoder
 from stylecore.nets.transformer import Transform
 
@@ -25,7 +30,9 @@ class SANet(FeedForwardStylizer):
     default_weights: ClassVar[str | None] = "sanet-vgg16hed"
     multiple: ClassVar[int] = 16
 
-    def __init__(self, encoder: VGGEncoder, transformer: Transform, decoder: VGGDecoder, **kw) -> None:
+    def __init__(
+        self, encoder: VGGEncoder, transformer: Transform, decoder: VGGDecoder | SkipDecoder, **kw
+    ) -> None:
         super().__init__(encoder, **kw)
         self.transformer = transformer.eval().requires_grad_(False)
         self.decoder = decoder.eval().requires_grad_(False)
@@ -39,14 +46,24 @@ class SANet(FeedForwardStylizer):
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "transformer": self.transformer}
 
+    @classmethod
+    def random_skip(cls, encoder: VGGEncoder | None = None, *, seed: int = 0):
+        """This method with a random :class:`SkipDecoder` whose skip convolutions are random too."""
+        torch.manual_seed(seed)
+        encoder = encoder or VGGEncoder("vgg16-hed")
+        decoder = SkipDecoder(layout_for(encoder.name))
+        for conv in decoder.skip:
+            nn.init.normal_(conv.weight, std=0.05)
+        return cls(encoder, Transform(), decoder)
+
     def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(style, ("relu4_1", "relu5_1"))
+        feats = self.encoder(style, ("relu4_1", "relu5_1", *self.skip_levels))
         k4, v4 = self.transformer.sanet4_1.keys_values(feats["relu4_1"])
         k5, v5 = self.transformer.sanet5_1.keys_values(feats["relu5_1"])
-        return {"k4": k4, "v4": v4, "k5": k5, "v5": v5}
+        return {"k4": k4, "v4": v4, "k5": k5, "v5": v5, **self._skip_code(feats)}
 
     def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.encoder(content, ("relu4_1", "relu5_1"))
+        return self.encoder(content, ("relu4_1", "relu5_1", *self.skip_levels))
 
     def _transfer(self, cfeats, code: StyleCode, mask):
         t = code.tensors

@@ -141,9 +141,10 @@ class TrainConfig(BaseModel):
     )
     decoder: Literal["plain", "skip"] = Field(
         "plain",
-        description="adain: skip trains a SkipDecoder (stylecore.nets.decoder; not in the paper), the plain "
+        description="skip trains a SkipDecoder (stylecore.nets.decoder; not in the papers), the plain "
         "decoder plus 1x1 convolutions adding AdaIN-transferred relu3_1/relu2_1/relu1_1; init_from may "
-        "name a plain decoder, which becomes its body",
+        "name a plain decoder, which becomes its body (sanet/rast: their identity losses are then the "
+        "reconstruction term)",
     )
     recon_weight: float | None = Field(
         None,
@@ -206,8 +207,11 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
-        if self.method != "adain" and (self.decoder != "plain" or self.recon_weight):
-            raise ValueError("decoder=skip and recon_weight apply to adain runs")
+        if self.method != "adain" and self.recon_weight:
+            raise ValueError(
+                "recon_weight applies to adain runs (sanet/rast: identity1_weight and identity2_weight "
+                "weigh their reconstruction of each image stylized with itself)"
+            )
         roles = METHOD_ROLES[self.method]
         if not set(self.freeze) < set(roles):
             raise ValueError(

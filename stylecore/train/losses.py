@@ -232,6 +232,17 @@ def transfer(transformer: nn.Module, content: Feats, style: Feats) -> torch.Tens
     return transformer(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"])
 
 
+def sanet_decode(transformer: nn.Module, decoder: nn.Module, content: Feats, style: Feats) -> torch.Tensor:
+    """``D(T(c, s))`` from the two images' features; a :class:`~stylecore.nets.decoder.SkipDecoder`
+    also gets the content's skip levels AdaIN-ed to the style's statistics (what
+    :class:`~stylecore.methods.sanet.SANet` feeds it at inference)."""
+    levels = {"relu4_1": transfer(transformer, content, style)}
+    for level in skip_layers(decoder):
+        mean, std = mean_std(style[level])
+        levels[level] = adain(content[level], mean, std)
+    return decode(decoder, levels)
+
+
 def _sum(terms) -> torch.Tensor:
     total = None
     for t in terms:
@@ -341,7 +352,7 @@ def identity_losses(
     ``feats`` are the images' raw features."""
     pixel, feature = [], []
     for image, f in zip(images, feats, strict=True):
-        same = decoder(transfer(transformer, f, f))
+        same = sanet_decode(transformer, decoder, f, f)
         pixel.append(F.mse_loss(same, image))
         feature.append(feature_mse(measure(encoder(same, STYLE_LAYERS)), measure(f)))
     return {"identity1": _sum(pixel), "identity2": _sum(feature)}
@@ -370,7 +381,7 @@ def sanet_losses(
     with torch.no_grad():  # the encoder is frozen and the inputs are data: no graph needed here
         fc = encoder(content, STYLE_LAYERS)
         fs = encoder(style, STYLE_LAYERS)
-    out = decoder(transfer(transformer, fc, fs))
+    out = sanet_decode(transformer, decoder, fc, fs)
     fo, mc = measure(encoder(out, STYLE_LAYERS)), measure(fc)
     images, feats = (content, style), (fc, fs)
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
@@ -442,7 +453,7 @@ def rast_losses(
 
     def stylize(c: Feats, s: Feats) -> tuple[torch.Tensor, Feats, Feats]:
         """Decoded T(c, s), its raw features (for the next transform) and its measured features."""
-        image = decoder(transfer(transformer, c, s))
+        image = sanet_decode(transformer, decoder, c, s)
         feats = encoder(image, STYLE_LAYERS)
         return image, feats, measure(feats)
 

@@ -36,6 +36,13 @@ def packed_names(names: list[str]) -> list[str]:
     return [f"{Path(n).stem}{PACKED_SUFFIX}" for n in names]
 
 
+def spaced(items: list[Path], limit: int | None) -> list[Path]:
+    """``limit`` items evenly spaced over ``items`` (all of them without a limit)."""
+    if limit is None or limit >= len(items):
+        return items
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
 def pack(
     datasets: Path,
     out: Path,
@@ -43,18 +50,22 @@ def pack(
     side: int = 256,
     quality: int = 80,
     max_content: int | None = None,
+    max_style: int | None = None,
     encoder: VGGEncoder | None = None,
 ) -> dict[str, Any]:
     """Pack ``datasets/content`` and ``datasets/style`` (minus the evaluation split) and the encoder
-    trunk into ``out``; returns the record written to ``pack.json`` plus the folder's size in bytes."""
+    trunk into ``out``; returns the record written to ``pack.json`` plus the folder's size in bytes.
+
+    ``max_content``/``max_style`` keep that many images of a kind, evenly spaced over its sorted file
+    names (a folder's first files often come from one source)."""
     held_out = {Path(n).stem for n in eval_split()}
     record: dict[str, Any] = {"datasets": str(datasets), "side": side, "quality": quality}
-    for kind, limit in (("content", max_content), ("style", None)):
+    for kind, limit in (("content", max_content), ("style", max_style)):
         folder = Path(datasets) / kind
         if not folder.is_dir():
             raise ParameterError(f"{folder}: no such folder (a datasets folder holds content/ and style/)")
         files = sorted(p for p in folder.iterdir() if p.stem not in held_out and p.suffix.lower() in SUFFIXES)
-        files = files[:limit]
+        files = spaced(files, limit)
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
         for path in files:

@@ -407,13 +407,20 @@ def output_name(
     job: ImageJobSpec | PhotorealJobSpec, content: Path, styles: tuple[Path, ...], base: Path
 ) -> str:
     """Deterministic and readable: ``<content>__<style>__<method>-<8 hex>.<fmt>``; the hash covers the
-    job's parameters and the full input paths, so different inputs never share a name."""
+    job's parameters, the weights (the method's default where the job names none, so a new default
+    gives new outputs rather than keeping those of the old one) and the full input paths, so different
+    inputs never share a name."""
+    from stylecore.methods import get_method, list_methods  # torch: imported when a plan is made
+
+    weights = job.weights
+    if weights is None and job.method in list_methods():
+        weights = get_method(job.method).default_weights
     key = json.dumps(
         {
             "content": _rel(content, base),
             "styles": [_rel(s, base) for s in styles],
             "method": job.method,
-            "weights": job.weights,
+            "weights": weights,
             "params": job_params(job),
             "size": job.size,
             "style_size": job.style_size,

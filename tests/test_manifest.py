@@ -9,6 +9,7 @@ import yaml
 
 from flows.manifest import ManifestError, load_manifest, manifest_label, output_name, plan
 from stylecore.imageio import write_image
+from stylecore.methods import get_method
 from tests.conftest import synthetic_image
 
 
@@ -132,7 +133,7 @@ def test_method_without_weights_is_reported(tree, monkeypatch):
     (bare / "catalog.json").write_text((Path(__file__).parents[1] / "weights" / "catalog.json").read_text())
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(bare))
     found = problems_of(write_manifest(tree, {"schema_version": 1, "jobs": [job(method="rast")]}))
-    assert any(p.startswith("jobs[0].method: rast needs weights 'rast-vgg16hed'") for p in found)
+    assert any(p.startswith("jobs[0].method: rast needs weights 'rast-vgg16hed-skip'") for p in found)
     path = write_manifest(tree, {"schema_version": 1, "jobs": [job(method="gatys")]})
     plan(load_manifest(path), path)  # gatys needs no trained weights
 
@@ -144,6 +145,13 @@ def test_output_name_is_readable_and_parameter_sensitive(tree):
     assert name.startswith("p0__s0__gatys-") and name.endswith(".jpg")
     other = spec.model_copy(update={"params": {"steps": 9}})
     assert output_name(other, c, s, tree) != name
+    # the method's default weights count as named: a new default gives new outputs
+    adain = spec.model_copy(update={"method": "adain", "params": {}})
+    default = get_method("adain").default_weights
+    named = adain.model_copy(update={"weights": default})
+    assert output_name(adain, c, s, tree) == output_name(named, c, s, tree)
+    plain = adain.model_copy(update={"weights": "adain-vgg16hed"})
+    assert output_name(plain, c, s, tree) != output_name(adain, c, s, tree)
 
 
 def test_a_job_without_a_name_is_named_after_its_method_or_kind(tree):

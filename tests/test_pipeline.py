@@ -272,7 +272,7 @@ def test_augment_job_mirrors_an_image_folder(server, tmp_path):
 
     image_folder(tmp_path)
     style_pool(tmp_path)
-    path = augment_manifest(tmp_path, method="adain", batch=4)  # the default, adain-vgg16hed
+    path = augment_manifest(tmp_path, method="adain", batch=4)  # the default, adain-vgg16hed-skip
     res = stylize(server, "run", path)
     assert res.returncode == 0, res.stdout + res.stderr
     job = tmp_path / "out" / "aug"

@@ -26,7 +26,7 @@ def test_run_method_caches_pairs_and_completes_rows_without_a_grid_score(tmp_pat
         pairs.append((content, style))
     out = tmp_path / "q"
     first = quality.run_method("adain", None, pairs, 128, 0, out)
-    assert first["pairs"] == 2 and first["grid"] > 0 and first["weights"] == "adain-vgg16hed"
+    assert first["pairs"] == 2 and first["grid"] > 0 and first["weights"] == "adain-vgg16hed-skip"
     rows = sorted((out / "adain").glob("*.json"))
     measures = {"grid", "grid_amp", "peaks"}
     assert len(rows) == 2 and all(measures <= json.loads(p.read_text()).keys() for p in rows)

@@ -150,7 +150,7 @@ def test_export_writes_fp16_catalog_entry_and_card(folders, tmp_path, random_enc
     dec = load_module("decoder-vgg16-bilinear", catalog.verified_path(catalog.get("adain-test"), "decoder"))
     for k, v in trainer.decoder.state_dict().items():
         torch.testing.assert_close(dec.state_dict()[k], v.half().float())
-    assert get_method("adain").default_weights == "adain-vgg16hed"
+    assert get_method("adain").default_weights == "adain-vgg16hed-skip"
     more = Trainer(config(folders, 3), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder)
     assert more.resume()
     more.hardware_log[0]["hardware"] = "another machine"  # as if the first step ran elsewhere
@@ -643,8 +643,11 @@ def test_freeze_keeps_something_to_train(folders):
 def test_sanet_rast_export_loads_as_a_stylizer(
     folders, tmp_path, random_encoder, monkeypatch, tiny_crops, one_thread, method
 ):
-    trainer = Trainer(
-        small_config(folders, method, 1), tmp_path / "run.ckpt", device="cpu", encoder=random_encoder
+    trainer = Trainer(  # the default weights have a skip decoder
+        small_config(folders, method, 1, decoder="skip"),
+        tmp_path / "run.ckpt",
+        device="cpu",
+        encoder=random_encoder,
     )
     ckpt = trainer.save()  # weights at initialisation are enough to check the round trip
     root = tmp_path / "weights"
@@ -653,10 +656,10 @@ def test_sanet_rast_export_loads_as_a_stylizer(
         (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
     )
     name = get_method(method).default_weights
-    assert name == f"{method}-vgg16hed"
+    assert name == f"{method}-vgg16hed-skip"
     entry = export_checkpoint(ckpt, name, root=root)
     assert [(f["role"], f["filename"], f["arch"]) for f in entry["files"]] == [
-        ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16-bilinear"),
+        ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16-bilinear-skip"),
         ("transformer", f"{name}.transformer.safetensors", "sanet-transformer"),
     ]
     card = (root / f"{name}.md").read_text()
@@ -679,7 +682,9 @@ def test_sanet_rast_export_loads_as_a_stylizer(
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
     for source in (root / f"{name}.transformer.safetensors", name):
         again = Trainer(
-            small_config(folders, "sanet", 1, init_from=source), tmp_path / "b.ckpt", encoder=random_encoder
+            small_config(folders, "sanet", 1, init_from=source, decoder="skip"),
+            tmp_path / "b.ckpt",
+            encoder=random_encoder,
         )
         for role in ("decoder", "transformer"):
             for k, v in trainer.models[role].state_dict().items():

@@ -31,7 +31,7 @@ from stylecore.ops import mean_std
 @register_method
 class AdaIN(FeedForwardStylizer):
     name: ClassVar[str] = "adain"
-    default_weights: ClassVar[str | None] = "adain-vgg16hed"
+    default_weights: ClassVar[str | None] = "adain-vgg16hed-skip"
 
     def __init__(self, encoder: VGGEncoder, decoder: VGGDecoder | SkipDecoder, **kw) -> None:
         super().__init__(encoder, **kw)

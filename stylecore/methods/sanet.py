@@ -27,7 +27,7 @@ from stylecore.nets.transformer import Transform
 @register_method
 class SANet(FeedForwardStylizer):
     name: ClassVar[str] = "sanet"
-    default_weights: ClassVar[str | None] = "sanet-vgg16hed"
+    default_weights: ClassVar[str | None] = "sanet-vgg16hed-skip"
     multiple: ClassVar[int] = 16
 
     def __init__(

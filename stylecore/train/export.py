@@ -270,8 +270,13 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
     skip = (
         "| skip connections | not in the paper: 1x1 convolutions add AdaIN-transferred relu3_1, relu2_1 and "
         "relu1_1 (the content's features with the style's mean/std at each level) after the decoder's three "
-        "upsamplings (`SkipDecoder`, `stylecore/nets/decoder.py`); they started at zero"
-        + (f", the body as `init_from={config.init_from}` loaded it" if config.init_from else "")
+        "upsamplings (`SkipDecoder`, `stylecore/nets/decoder.py`); "
+        + (
+            f"training started from `init_from={config.init_from}` (a plain decoder there loads the body and "
+            "leaves the skips at zero; a skip decoder loads whole)"
+            if config.init_from
+            else "the skips started at zero"
+        )
         + " |\n"
         if config.decoder == "skip"
         else ""

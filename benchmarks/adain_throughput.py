@@ -106,19 +106,8 @@ def main() -> None:
                     label = (
                         f"{precision} metrics={'on' if metrics else 'off'} cache={'on' if cache else 'off'}"
                     )
-                    job = ImageJobSpec(
-                        kind="image",
-                        name="bench",
-                        method="adain",
-                        weights=weights,
-                        contents=[str(c) for c in contents],
-                        styles=[str(s) for s in styles],
-                        params={"precision": precision},
-                        size=args.size,
-                        style_size=args.size,
-                        quality=95,
-                        seed=0,
-                        metrics=metrics,
+                    job = bench_job(
+                        weights, contents, styles, args.size, params={"precision": precision}, metrics=metrics
                     )
                     root = f"{tmp}/{precision}-{metrics}-{cache}"
                     items = [WorkItem(c, (s,), Path(f"bench/{c.stem}__{s.stem}.jpg")) for c, s in pairs]

@@ -51,6 +51,8 @@ OPTIONS = {
     "role": "--role",
     "size": "--size",
     "init_from": "--init-from",
+    "blend_from": "--blend-from",
+    "blend": "--blend",
 }
 
 
@@ -733,13 +735,32 @@ def weights_export(
     root: Annotated[
         Path | None, typer.Option(help="weights folder to write into (default: the project's)")
     ] = None,
+    blend_from: Annotated[
+        str | None,
+        typer.Option(
+            help="ship --blend x the trained weights + (1 - --blend) x these (a catalog name or file, as "
+            "--init-from takes; usually the run's start): weight-space interpolation"
+        ),
+    ] = None,
+    blend: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="with --blend-from: the trained weights' share")
+    ] = 0.5,
 ) -> None:
     """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""
     from stylecore.train.export import export_checkpoint, read_metrics
 
     try:
         measured = read_metrics(metrics) if metrics is not None else None
-        entry = export_checkpoint(checkpoint, name, root=root, note=note, metrics=measured, data=data)
+        entry = export_checkpoint(
+            checkpoint,
+            name,
+            root=root,
+            note=note,
+            metrics=measured,
+            data=data,
+            blend_from=blend_from,
+            blend=blend if blend_from is not None else 1.0,
+        )
     except StyleCoreError as exc:
         raise fail(explain(exc)) from None
     folder = root if root is not None else "weights"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import ValidationError
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-from stylecore.errors import ParameterError
+from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.methods.adain import AdaIN
@@ -259,3 +259,41 @@ def test_sanet_skip_training_exports_and_loads(folders, tmp_path, random_encoder
     assert isinstance(stylizer.decoder, SkipDecoder)
     result = stylizer.stylize(synthetic_image(64, 80)[None], stylizer.encode_style(synthetic_image(64, 64)))
     assert result.shape == (1, 3, 64, 80) and torch.isfinite(result).all()
+
+
+def test_export_blends_the_trained_weights_with_their_start(folders, tmp_path, random_encoder, one_thread):
+    torch.manual_seed(3)
+    start_dec, start_tr = VGGDecoder("vgg16", "bilinear"), Transform()
+    for role, net in (("decoder", start_dec), ("transformer", start_tr)):
+        save_file(
+            {k: v.half().contiguous() for k, v in net.state_dict().items()},
+            str(tmp_path / f"s.{role}.safetensors"),
+        )
+    start = tmp_path / "s.decoder.safetensors"
+    cfg = skip_config(folders, 1, method="sanet", size=64, load_size=64, init_from=start, identity2_weight=0)
+    trainer = Trainer(cfg, tmp_path / "b.ckpt", encoder=random_encoder)
+    ckpt = trainer.run()
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "catalog.json").write_text(
+        (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
+    )
+    entry = export_checkpoint(ckpt, "half", root=root, blend_from=start, blend=0.5)
+    assert entry["meta"]["blend"] == {"from": str(start), "share": 0.5}
+    assert "| blended | 0.5 x the trained weights + 0.5 x" in (root / "half.md").read_text()
+    half = load_file(str(root / "half.decoder.safetensors"))
+    trained = trainer.decoder.state_dict()
+    for k, v in start_dec.state_dict().items():  # the plain start is the body
+        want = 0.5 * trained[f"body.{k}"] + 0.5 * v.half().float()
+        torch.testing.assert_close(half[f"body.{k}"].float(), want, atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(
+        half["skip.2.weight"].float(), 0.5 * trained["skip.2.weight"], atol=1e-3, rtol=1e-2
+    )
+    tr = load_file(str(root / "half.transformer.safetensors"))
+    k = "sanet4_1.f.weight"
+    want = 0.5 * trainer.transformer.state_dict()[k] + 0.5 * start_tr.state_dict()[k].half().float()
+    torch.testing.assert_close(tr[k].float(), want, atol=2e-3, rtol=1e-2)
+    with pytest.raises(WeightsError, match="blend_from"):
+        export_checkpoint(ckpt, "bad", root=root, blend_from=tmp_path / "nothing.safetensors", blend=0.5)
+    with pytest.raises(ParameterError, match="between 0 and 1"):
+        export_checkpoint(ckpt, "bad", root=root, blend_from=start, blend=1.5)

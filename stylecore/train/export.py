@@ -14,6 +14,7 @@ it takes a checkpoint.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from pydantic import ValidationError
 from safetensors import safe_open
 from safetensors.torch import save
 
-from stylecore.errors import WeightsError
+from stylecore.errors import ParameterError, StyleCoreError, WeightsError
 from stylecore.fsio import atomic_copy, atomic_write_bytes, atomic_write_text
-from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights
+from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights, init_files
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import read_state_dict, sha256_file, upsert_entry, weights_dir
 
@@ -125,12 +126,19 @@ def export_checkpoint(
     metrics: dict[str, Any] | None = None,
     note: str | None = None,
     data: str | None = None,
+    blend_from: Path | str | None = None,
+    blend: float = 1.0,
 ) -> dict[str, Any]:
     """Write the fp16 safetensors and ``<name>.md`` into the weights folder and catalog them.
 
     ``checkpoint`` is a file :class:`~stylecore.train.loop.Trainer` wrote, or any file of a snapshot
     (``.safetensors``, :func:`write_snapshot`; its recorded hardware and data row are the defaults).
-    ``data`` describes the training images where the config's folders would not (a packed copy)."""
+    ``data`` describes the training images where the config's folders would not (a packed copy).
+
+    ``blend_from`` (a catalog name or file, as ``init_from`` takes) ships ``blend`` x the trained
+    weights + (1 - ``blend``) x those weights instead (:func:`blend_states`), and the card says so."""
+    if not 0.0 <= blend <= 1.0:
+        raise ParameterError(f"{{blend}}={blend}: a share between 0 and 1", settings=("blend",))
     root = Path(root) if root is not None else weights_dir()
     snapshot = Path(checkpoint).suffix == ".safetensors"
     try:
@@ -144,6 +152,15 @@ def export_checkpoint(
         states = checkpoint_weights(ckpt, roles)
     except (OSError, KeyError, RuntimeError, ValidationError) as exc:
         raise WeightsError(f"{checkpoint}: not a stylepipe training checkpoint ({exc})") from None
+    if blend_from is not None:
+        try:
+            starts = init_files(blend_from, config.method, list(roles), config.encoder)
+        except StyleCoreError as exc:  # its message names init_from: say which setting it was here
+            text = exc.template.replace("{init_from}", "{blend_from}")
+            raise WeightsError(text, settings=("blend_from",) if "{blend_from}" in text else ()) from None
+        states = {
+            role: blend_states(read_state_dict(path), states[role], blend) for role, path in starts.items()
+        }
     if snapshot:
         hardware = hardware or ckpt["hardware"]
         note = note or f"{ckpt['step']} steps ({ckpt['elapsed'] / 60:.1f} min) on {hardware}"
@@ -172,6 +189,7 @@ def export_checkpoint(
         **({"metrics": metrics} if metrics else {}),
         **({"note": note} if note else {}),
         **({"data": data} if data else {}),
+        **({"blend": {"from": str(blend_from), "share": blend}} if blend_from is not None else {}),
     }
     entry = {
         "name": name,
@@ -190,6 +208,32 @@ def export_checkpoint(
     atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
     upsert_entry(entry, root)
     return entry
+
+
+def blend_states(
+    start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor], share: float
+) -> dict[str, torch.Tensor]:
+    """``share`` x ``trained`` + (1 - ``share``) x ``start``, key by key: weight-space interpolation
+    between a fine-tuned network and its starting point, as WiSE-FT (Wortsman et al., CVPR 2022). It moves
+    the trained network's behaviour back towards the start's without another run. A plain decoder as
+    ``start`` of a :class:`~stylecore.nets.decoder.SkipDecoder` is its body, with the skips at zero, as
+    ``init_from`` loads it."""
+    plain = not any(k.startswith("body.") for k in start)
+    out = {}
+    for key, value in trained.items():
+        origin = key.removeprefix("body.") if plain else key
+        if origin in start:
+            base = start[origin].float()
+        elif plain and key.startswith("skip."):
+            base = torch.zeros_like(value, dtype=torch.float32)
+        else:
+            raise WeightsError(f"the starting weights lack {origin!r}: not the network that was trained")
+        if base.shape != value.shape:
+            raise WeightsError(
+                f"{origin}: shape {tuple(base.shape)} against the trained {tuple(value.shape)}"
+            )
+        out[key] = share * value.float() + (1.0 - share) * base
+    return out
 
 
 def read_metrics(path: Path | str) -> dict[str, Any]:
@@ -259,6 +303,12 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if "ema_decay" in meta
         else ""
     )
+    if "blend" in meta:
+        share, origin = meta["blend"]["share"], meta["blend"]["from"]
+        ema += (
+            f"| blended | {share:g} x the trained weights + {1 - share:g} x `{origin}`, parameter by parameter "
+            "(weight-space interpolation, as WiSE-FT; `stylize weights export --blend-from`) |\n"
+        )
     start = (
         f"as `init_from={config.init_from}` loaded it" if config.init_from else "at its seeded initialisation"
     )

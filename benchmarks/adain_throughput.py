@@ -1,7 +1,7 @@
 """AdaIN pairs/s at 512 px through the manifest path (the code every chunk task runs), on this machine.
 
-    .venv/bin/python benchmarks/adain_throughput.py [--pairs 24] [--size 512]
-    .venv/bin/python benchmarks/adain_throughput.py --compare adain-vgg16hed adain-vgg16hed-skip
+    .venv/bin/python -m benchmarks.adain_throughput [--pairs 24] [--size 512]
+    .venv/bin/python -m benchmarks.adain_throughput --compare adain-vgg16hed adain-vgg16hed-skip
 
 Measured side by side in one run: style caching on vs off, fp32 vs bf16, metrics on vs off. Each
 variant reads JPEGs, stylizes, encodes and writes JPEGs, and (with metrics) computes f_c and f_s.

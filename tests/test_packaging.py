@@ -116,4 +116,4 @@ def test_installed_wheel_stylizes_outside_the_checkout(wheel, tmp_path):
         text=True,
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "18 item(s)" in validate.stdout
+    assert "27 item(s)" in validate.stdout

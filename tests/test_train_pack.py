@@ -98,7 +98,7 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     assert "| data | 4 contents and 4 styles of " in card  # the pack's source, not its own path
     assert "running average of the training weights, decay 0.5" in card  # the snapshot ships it
     monkeypatch.setattr("stylecore.methods.base.load_encoder", lambda *a, **k: random_encoder)
-    stylizer = get_method("adain").load(catalog=load_catalog(root), device="cpu")
+    stylizer = get_method("adain").load("adain-vgg16hed", catalog=load_catalog(root), device="cpu")
     for k, v in snapshot["decoder"].items():
         torch.testing.assert_close(stylizer.decoder.state_dict()[k], v.float(), msg=k)
 

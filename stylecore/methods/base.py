@@ -481,7 +481,8 @@ class FeedForwardStylizer(Stylizer):
                 tl = sum(float(wk) * tk[lv] for wk, tk in zip(weights, targets, strict=True))
             else:
                 tl = targets[0][lv]
-            t[lv] = params.alpha * tl + (1.0 - params.alpha) * cfeats[lv]
+            # alpha 1 (the default) is the transfer itself: no pass over the full-resolution levels
+            t[lv] = tl if params.alpha == 1.0 else params.alpha * tl + (1.0 - params.alpha) * cfeats[lv]
         return decode(self.decoder, t).clamp(0.0, 1.0)[..., m : m + h, m : m + w]
 
     @torch.no_grad()
@@ -514,4 +515,5 @@ def adain_region(
     """AdaIN of ``feat`` to a style's statistics; under a mask, the content's statistics are the
     region's (as the original Lua code of AdaIN does), so each region is normalised on its own."""
     mean, std = mean_std(feat) if mask is None else masked_mean_std(feat, mask)
-    return (feat - mean) / std * std_s + mean_s
+    scale = std_s / std  # one fused pass over the features: feat * scale + (mean_s - mean * scale)
+    return torch.addcmul(mean_s - mean * scale, feat, scale)

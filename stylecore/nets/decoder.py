@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from stylecore.errors import UnknownNameError
 
@@ -113,7 +114,8 @@ class SkipDecoder(nn.Module):
         for module in self.body:
             x = module(x)
             if isinstance(module, nn.Upsample):
-                x = x + self.skip[stage](skips[self.layers[stage]] * self.skip_scale)
+                conv = self.skip[stage]  # scaling the weights, not the full-resolution features
+                x = x + F.conv2d(skips[self.layers[stage]], conv.weight * self.skip_scale, conv.bias)
                 stage += 1
         return x
 

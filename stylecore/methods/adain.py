@@ -48,10 +48,7 @@ class AdaIN(FeedForwardStylizer):
         """AdaIN with a random :class:`SkipDecoder` whose skip convolutions are random too (not zero)."""
         torch.manual_seed(seed)
         encoder = encoder or VGGEncoder("vgg16-hed")
-        decoder = SkipDecoder(layout_for(encoder.name))
-        for conv in decoder.skip:
-            torch.nn.init.normal_(conv.weight, std=0.05)
-        return cls(encoder, decoder)
+        return cls(encoder, SkipDecoder.random(layout_for(encoder.name)))
 
     def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.skip_levels:

@@ -51,10 +51,7 @@ class SANet(FeedForwardStylizer):
         """This method with a random :class:`SkipDecoder` whose skip convolutions are random too."""
         torch.manual_seed(seed)
         encoder = encoder or VGGEncoder("vgg16-hed")
-        decoder = SkipDecoder(layout_for(encoder.name))
-        for conv in decoder.skip:
-            nn.init.normal_(conv.weight, std=0.05)
-        return cls(encoder, Transform(), decoder)
+        return cls(encoder, Transform(), SkipDecoder.random(layout_for(encoder.name)))
 
     def _encode_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.encoder(style, ("relu4_1", "relu5_1", *self.skip_levels))

@@ -108,6 +108,14 @@ class SkipDecoder(nn.Module):
             nn.init.zeros_(conv.bias)
         self.layout, self.upsample = layout, upsample
 
+    @classmethod
+    def random(cls, layout: str = "vgg16") -> SkipDecoder:
+        """A SkipDecoder whose skip convolutions are random too (not zero), so tests see every level."""
+        decoder = cls(layout)
+        for conv in decoder.skip:
+            nn.init.normal_(conv.weight, std=0.05)
+        return decoder
+
     def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Decode ``relu4_1``-shaped ``x`` with the features ``skips[layer]`` of :data:`SKIP_LAYERS`."""
         stage = 0

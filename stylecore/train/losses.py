@@ -52,7 +52,7 @@ The evaluation metrics (f_s, f_c) are a different thing and live in :mod:`stylec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -236,11 +236,14 @@ def sanet_decode(transformer: nn.Module, decoder: nn.Module, content: Feats, sty
     """``D(T(c, s))`` from the two images' features; a :class:`~stylecore.nets.decoder.SkipDecoder`
     also gets the content's skip levels AdaIN-ed to the style's statistics (what
     :class:`~stylecore.methods.sanet.SANet` feeds it at inference)."""
-    levels = {"relu4_1": transfer(transformer, content, style)}
-    for level in skip_layers(decoder):
-        mean, std = mean_std(style[level])
-        levels[level] = adain(content[level], mean, std)
+    levels = adain_levels(skip_layers(decoder), content, style)
+    levels["relu4_1"] = transfer(transformer, content, style)
     return decode(decoder, levels)
+
+
+def adain_levels(layers: Iterable[str], content: Feats, style: Feats) -> Feats:
+    """The content's features at ``layers``, each given the style's channel mean/std there."""
+    return {level: adain(content[level], *mean_std(style[level])) for level in layers}
 
 
 def _sum(terms) -> torch.Tensor:
@@ -299,10 +302,7 @@ def adain_losses(
         style_feats = encoder(style, ADAIN_STYLE_LAYERS)
         wanted = ADAIN_STYLE_LAYERS if (skips or recon) else (*STRUCTURE_LAYERS, "relu4_1")
         content_feats = encoder(content, wanted)
-        levels = {}
-        for level in ("relu4_1", *skips):
-            mean, std = mean_std(style_feats[level])
-            levels[level] = adain(content_feats[level], mean, std)
+        levels = adain_levels(("relu4_1", *skips), content_feats, style_feats)
         t = levels["relu4_1"]
     out = decode(decoder, levels)
     out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))

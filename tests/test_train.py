@@ -532,7 +532,7 @@ def tiny_crops(monkeypatch):
 
 
 def small_config(folders, method: str, steps: int, **kw) -> TrainConfig:
-    return config(folders, steps, method=method, batch=1, **SMALL[method], **kw)
+    return config(folders, steps, method=method, batch=1, **{**SMALL[method], **kw})
 
 
 # SANet with a GAN term (not in the paper) trains RAST's style discriminator
@@ -545,6 +545,7 @@ SANET_GAN = {"gan_weight": 5.0, "gan_scales": 1}
         ("sanet", {}, set()),
         ("sanet", SANET_GAN, {"disc_style"}),
         ("rast", {}, {"disc_style", "disc_content"}),
+        ("rast", {"gan_weight": 0.0, "gan_scales": 3}, set()),  # no GAN term: no discriminators to train
     ],
 )
 def test_sanet_rast_killed_and_resumed_run_equals_uninterrupted(

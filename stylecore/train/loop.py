@@ -1,7 +1,8 @@
 """One training loop for the project's own weights: resumable checkpoints, CSV loss log, bf16 autocast.
 
 Methods: ``adain`` (a decoder), ``sanet`` and ``rast`` (a SANet transformer and a decoder; rast also
-trains two multi-scale PatchGAN discriminators, and sanet one where its ``gan`` term is weighted). A
+trains two multi-scale PatchGAN discriminators unless its ``gan`` term is set to 0, and sanet one where
+its ``gan`` term is weighted). A
 checkpoint holds every model, every optimiser, both data streams and the step, written atomically
 every ``checkpoint_every_s`` seconds and at the end, so a killed run resumes exactly where the last
 checkpoint left it (same batches, same updates). Progress goes to an ``on_log`` callback; the
@@ -9,7 +10,7 @@ library prints nothing.
 
 Checkpoint keys: ``config``, ``step``, ``elapsed``, ``content``, ``style`` (data streams), the models
 (``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast, and
-``disc_style`` for sanet with a GAN term) and the optimisers (``optimizer`` for the
+``disc_style`` for sanet, with a GAN term) and the optimisers (``optimizer`` for the
 decoder/transformer; ``optimizer_d`` for the discriminators),
 and ``hardware_log`` (which device trained which steps; absent in checkpoints from before it).
 An AdaIN checkpoint is the format of the first, AdaIN-only version of this module plus ``hardware_log``.
@@ -231,9 +232,9 @@ class TrainConfig(BaseModel):
 
     @property
     def discriminators(self) -> tuple[str, ...]:
-        """The discriminators the run trains (not shipped): RAST's two, or SANet's style one when its
-        GAN term is weighted."""
-        if self.method == "rast":
+        """The discriminators the run trains (not shipped): RAST's two unless its GAN term is set to
+        0, or SANet's style one when its GAN term is weighted."""
+        if self.method == "rast" and self.gan_weight != 0:
             return ("disc_style", "disc_content")
         if self.method == "sanet" and self.gan_weight:
             return ("disc_style",)
@@ -497,7 +498,7 @@ class Trainer:
                 )
             else:
                 # terms at weight 0 are logged, except the identity pair (its passes cost most of a
-                # step) and SANet's GAN term when it trains no discriminator
+                # step) and the GAN term of a run that trains no discriminator
                 nets = (self.encoder, m["transformer"], m["decoder"], content, style)
                 identity = bool(self.weights["identity1"] or self.weights["identity2"])
                 options = {"scale_features": scale, "identity": identity, "style_layers": layers}
@@ -506,7 +507,8 @@ class Trainer:
                     judged = [(m["disc_style"], style, out)] if self.cfg.discriminators else []
                 else:
                     terms, images = rast_losses(*nets, **options)
-                    judged = rast_judged(m["disc_style"], m["disc_content"], content, style, images)
+                    if self.cfg.discriminators:
+                        judged = rast_judged(m["disc_style"], m["disc_content"], content, style, images)
         if judged:
             extra["disc"] = self._discriminator_step(judged)
             discs = [d for d, _, _ in judged]

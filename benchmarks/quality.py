@@ -496,6 +496,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_grad_enabled(True)
     methods = (["gatys"] if args.gatys and "gatys" not in args.methods else []) + args.methods
+    unknown = [m for m in args.figure_methods or () if m not in methods]
+    if unknown:  # checked before the measuring, which takes minutes
+        ap.error(f"--figure-methods {' '.join(unknown)}: not among --methods ({' '.join(methods)})")
     contents, styles = split()
     start = args.offset
     contents, styles = contents[start : start + args.contents], styles[start : start + args.styles]
@@ -540,6 +543,8 @@ def main() -> None:
     print(f"grid: {grid(shown_pairs, shown, args.out, args.out / 'grid.png')}")
     if args.figure is not None:
         picked = [m for m in (args.figure_methods or shown) if m in results]
+        if left_out := [m for m in args.figure_methods or () if m not in results]:
+            print(f"figure: {' '.join(left_out)} not measured (above), left out")
         print(f"figure: {grid(figure_pairs(contents, styles), picked, args.out, args.figure, cell=220)}")
     print(f"reconstructions: {reconstruction_grid(contents[: args.grid], shown, args.out)}")
 

@@ -139,3 +139,16 @@ def test_the_peer_stylizes_to_the_photo_size_and_its_weights_are_checksummed(tmp
     assert image.shape == photo.shape and 0 < s <= 1 and p > 5
     with pytest.raises(SystemExit, match="its own weights"):
         quality.load_system(quality.PEER, "adain-vgg16hed")
+
+
+def test_figure_methods_outside_methods_is_refused_before_measuring(monkeypatch, capsys, tmp_path):
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured before the arguments were checked")
+
+    monkeypatch.setattr(quality, "run_method", no_measuring)
+    argv = ["quality.py", "--methods", "adain", "--out", str(tmp_path), "--figure", str(tmp_path / "f.jpg")]
+    monkeypatch.setattr("sys.argv", [*argv, "--figure-methods", "adain", "sanet+palette"])
+    with pytest.raises(SystemExit) as exc:
+        quality.main()
+    assert exc.value.code == 2
+    assert "--figure-methods sanet+palette: not among --methods (adain)" in capsys.readouterr().err

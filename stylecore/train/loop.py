@@ -2,11 +2,10 @@
 
 Methods: ``adain`` (a decoder), ``sanet`` and ``rast`` (a SANet transformer and a decoder; rast also
 trains two multi-scale PatchGAN discriminators unless its ``gan`` term is set to 0, and sanet one where
-its ``gan`` term is weighted). A
-checkpoint holds every model, every optimiser, both data streams and the step, written atomically
-every ``checkpoint_every_s`` seconds and at the end, so a killed run resumes exactly where the last
-checkpoint left it (same batches, same updates). Progress goes to an ``on_log`` callback; the
-library prints nothing.
+its ``gan`` term is weighted). A checkpoint holds every model, every optimiser, both data streams and
+the step, written atomically every ``checkpoint_every_s`` seconds and at the end, so a killed run
+resumes exactly where the last checkpoint left it (same batches, same updates). Progress goes to an
+``on_log`` callback; the library prints nothing.
 
 Checkpoint keys: ``config``, ``step``, ``elapsed``, ``content``, ``style`` (data streams), the models
 (``decoder``; plus ``transformer`` for sanet/rast; plus ``disc_style``, ``disc_content`` for rast, and
@@ -507,8 +506,11 @@ class Trainer:
                     judged = [(m["disc_style"], style, out)] if self.cfg.discriminators else []
                 else:
                     terms, images = rast_losses(*nets, **options)
-                    if self.cfg.discriminators:
-                        judged = rast_judged(m["disc_style"], m["disc_content"], content, style, images)
+                    judged = (
+                        rast_judged(m["disc_style"], m["disc_content"], content, style, images)
+                        if self.cfg.discriminators
+                        else []
+                    )
         if judged:
             extra["disc"] = self._discriminator_step(judged)
             discs = [d for d, _, _ in judged]

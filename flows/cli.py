@@ -53,6 +53,9 @@ OPTIONS = {
     "init_from": "--init-from",
     "blend_from": "--blend-from",
     "blend": "--blend",
+    "toward": "--toward",
+    "share": "--share",
+    "scale": "--scale",
 }
 
 
@@ -767,6 +770,58 @@ def weights_export(
     folder = root if root is not None else "weights"
     for f in entry["files"]:
         console.print(f"exported {name} ({f['role']}): {folder}/{f['filename']} sha256 {f['sha256']}")
+
+
+@weights_app.command("derive")
+def weights_derive(
+    name: Annotated[
+        str, typer.Argument(help="catalog name to write (may be --from itself: replaced in place)")
+    ],
+    source: Annotated[str, typer.Option("--from", help="the catalog entry to start from")],
+    toward: Annotated[
+        str | None,
+        typer.Option(
+            help="blend with these weights (same method and encoder): "
+            "--share x --from + (1 - --share) x these"
+        ),
+    ] = None,
+    share: Annotated[
+        float,
+        typer.Option(help="with --toward: --from's share, 0-2 (above 1: extrapolate away from --toward)"),
+    ] = 1.0,
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ROLE:PREFIX=FACTOR, repeatable: multiply the parameters of file ROLE whose key starts "
+            "with PREFIX (after the blend), e.g. transformer:sanet5_1.out_conv=0.5 halves SANet's "
+            "relu5_1 attention"
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="a sentence for the model card: why these weights")] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(help="a JSON object of figures measured on the derived weights, for the card"),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="weights folder to read and write (default: the project's)")
+    ] = None,
+) -> None:
+    """Derive weights from a catalog entry without training (a weight-space blend and/or scaled
+    parameters); the catalog and model card record each step so that the files can be made again."""
+    from stylecore.train.derive import Scale, derive_weights
+    from stylecore.train.export import read_metrics
+
+    try:
+        scales = [Scale.parse(text) for text in scale or []]
+        measured = read_metrics(metrics) if metrics is not None else None
+        entry = derive_weights(
+            source, name, toward=toward, share=share, scales=scales, root=root, note=note, metrics=measured
+        )
+    except StyleCoreError as exc:
+        raise fail(explain(exc)) from None
+    folder = root if root is not None else "weights"
+    for f in entry["files"]:
+        console.print(f"derived {name} ({f['role']}): {folder}/{f['filename']} sha256 {f['sha256']}")
 
 
 @weights_app.command("list")

@@ -56,7 +56,7 @@ def hardware_summary(record: list[dict[str, Any]] | None) -> str:
     return "; ".join(parts)
 
 
-def _write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
+def write_fp16(state: dict[str, torch.Tensor], target: Path) -> str:
     atomic_write_bytes(target, save({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}))
     return sha256_file(target)
 
@@ -172,7 +172,7 @@ def export_checkpoint(
     files = []
     for role in roles:
         filename = weights_filename(name, method, role)
-        digest = _write_fp16(states[role], root / filename)
+        digest = write_fp16(states[role], root / filename)
         files.append({"role": role, "filename": filename, "arch": arch[role], "sha256": digest})
     meta = {
         "steps": ckpt["step"],

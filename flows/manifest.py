@@ -10,6 +10,7 @@ raised together as :class:`ManifestError`.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -34,7 +35,7 @@ from pydantic import (
 from stylecore.errors import StyleCoreError
 from stylecore.imageio import SUPPORTED_SUFFIXES
 from stylecore.runner import WorkItem, check_readable
-from stylecore.weights import sha256_file
+from stylecore.weights import CATALOG_FILE, load_catalog, sha256_file, weights_dir
 
 SCHEMA_VERSION = 1
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -407,9 +408,9 @@ def output_name(
     job: ImageJobSpec | PhotorealJobSpec, content: Path, styles: tuple[Path, ...], base: Path
 ) -> str:
     """Deterministic and readable: ``<content>__<style>__<method>-<8 hex>.<fmt>``; the hash covers the
-    job's parameters, the weights (the method's default where the job names none, so a new default
-    gives new outputs rather than keeping those of the old one) and the full input paths, so different
-    inputs never share a name."""
+    job's parameters, the weights (the method's default where the job names none) with the catalog's
+    sha256 of their files, and the full input paths, so different inputs never share a name, and new
+    weights, under a new name or the same one, give new outputs rather than keeping those of the old."""
     from stylecore.methods import get_method, list_methods  # torch: imported when a plan is made
 
     weights = job.weights
@@ -421,6 +422,7 @@ def output_name(
             "styles": [_rel(s, base) for s in styles],
             "method": job.method,
             "weights": weights,
+            "weights_sha256": weights_checksums(weights),
             "params": job_params(job),
             "size": job.size,
             "style_size": job.style_size,
@@ -432,6 +434,30 @@ def output_name(
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     style_tag = styles[0].stem if len(styles) == 1 else "mix-" + "+".join(s.stem for s in styles)
     return f"{content.stem}__{style_tag}__{job.method}-{digest}.{job.format}"
+
+
+def weights_checksums(name: str | None) -> tuple[tuple[str, str | None], ...] | None:
+    """``((role, sha256), ...)`` of catalog entry ``name`` as the catalog records them (no file is read
+    or hashed); None for no weights, or a name the catalog lacks (the plan reports that itself)."""
+    if name is None:
+        return None
+    catalog = weights_dir() / CATALOG_FILE
+    try:
+        stamp = catalog.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _checksums(str(catalog.parent), stamp, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _checksums(root: str, stamp: int, name: str) -> tuple[tuple[str, str | None], ...] | None:
+    # keyed on the catalog's mtime: a plan names thousands of outputs, and the catalog rarely changes
+    try:
+        catalog = load_catalog(Path(root))
+        spec = catalog.get(name)
+        return tuple(sorted((f.role, catalog.expected_sha256(spec, f.role)) for f in spec.files))
+    except StyleCoreError:
+        return None
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -56,8 +56,10 @@ How a manifest is read:
   first; the counts must match) or `random` (each content draws one style, seeded by `seed`; `count`
   items in all).
 - **Output names** are `<content>__<style>__<method>-<hash>.<format>`, where the hash covers the method,
-  weights, parameters, sizes and the full input paths: a re-run with the same settings finds its outputs
-  and skips them, a change of settings writes new files.
+  weights (the method's default where the job names none, with the sha256 of its files as the weights
+  catalog records them), parameters, sizes and the full input paths: a re-run with the same settings
+  finds its outputs and skips them; a change of settings, or new weights under the same name, writes
+  new files.
 - **Every problem is reported at once**, each with its location (`jobs[1].styles[0]: no files match
   'styles/*.png'`), and nothing runs.
 

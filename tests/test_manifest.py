@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import yaml
 from flows.manifest import ManifestError, load_manifest, manifest_label, output_name, plan
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
+from stylecore.weights import weights_dir
 from tests.conftest import synthetic_image
 
 
@@ -152,6 +155,24 @@ def test_output_name_is_readable_and_parameter_sensitive(tree):
     assert output_name(adain, c, s, tree) == output_name(named, c, s, tree)
     plain = adain.model_copy(update={"weights": "adain-vgg16hed"})
     assert output_name(plain, c, s, tree) != output_name(adain, c, s, tree)
+
+
+def test_new_weights_under_the_same_name_give_new_output_names(tree, tmp_path, monkeypatch):
+    spec = load_manifest(write_manifest(tree, {"schema_version": 1, "jobs": [job(method="sanet")]})).jobs[0]
+    c, s = tree / "photos" / "p0.jpg", (tree / "styles" / "s0.png",)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    catalog = json.loads((weights_dir() / "catalog.json").read_text())
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(folder))
+    before = output_name(spec, c, s, tree)
+    assert output_name(spec, c, s, tree) == before  # the same weights: the same name
+    (entry,) = [e for e in catalog["weights"] if e["name"] == get_method("sanet").default_weights]
+    entry["files"][1]["sha256"] = "0" * 64  # the transformer file replaced
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    os.utime(folder / "catalog.json", ns=(1, 1))  # a rewrite within the clock's tick still counts
+    after = output_name(spec, c, s, tree)
+    assert after != before and after.startswith("p0__s0__sanet-")
 
 
 def test_a_job_without_a_name_is_named_after_its_method_or_kind(tree):

@@ -141,7 +141,6 @@ def derive_weights(
         files.append(
             {**asdict(f), "filename": filename, "sha256": write_fp16(states[f.role], folder / filename)}
         )
-    entry = {k: v for k, v in asdict(spec).items() if v is not None and k not in ("files", "meta")}
     meta = {k: v for k, v in spec.meta.items() if k != "metrics"}
     earlier = meta.get("blend")
     history = [] if earlier is None else list(earlier) if isinstance(earlier, list) else [earlier]
@@ -149,7 +148,13 @@ def derive_weights(
     meta["exported"] = datetime.now(UTC).strftime("%Y-%m-%d")
     if metrics:
         meta["metrics"] = dict(metrics)
-    entry.update(name=name, files=files, card=f"{name}.md", meta=meta)
+    # the key order `stylize weights export` writes, so an in-place derivation's diff shows only what changed
+    entry: dict[str, Any] = {"name": name, "kind": spec.kind, "arch": spec.arch, "encoder": spec.encoder}
+    entry.update(location=spec.location, files=files, license=spec.license, source=spec.source)
+    entry.update(preprocessing=spec.preprocessing, description=spec.description)
+    if spec.package is not None:
+        entry["package"] = spec.package
+    entry.update(card=f"{name}.md", meta=meta)
     card = (folder / spec.card).read_text() if spec.card and (folder / spec.card).is_file() else ""
     atomic_write_text(folder / f"{name}.md", derived_card(card, spec, name, files, steps, note, metrics))
     upsert_entry(entry, folder)
@@ -213,5 +218,8 @@ def derived_card(
         or "| (none measured for these weights) | |"
     )
     head = head if sep else head.rstrip() + "\n\n"
-    title, _, body = head.partition("\n\n")
-    return f"{title}\n\n{derivation}\n{body}{MEASURED_HEADER}\n\n| metric | value |\n| --- | --- |\n{rows}\n"
+    # after the card's opening text (description, lineage), before its table
+    at = head.find("\n| | |\n")
+    at = at + 1 if at >= 0 else head.find("\n\n") + 2
+    head = f"{head[:at]}{derivation}\n{head[at:]}"
+    return f"{head}{MEASURED_HEADER}\n\n| metric | value |\n| --- | --- |\n{rows}\n"

@@ -23,7 +23,7 @@ from typing import Any
 
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.fsio import atomic_write_text
-from stylecore.train.export import MAX_BLEND, blend_states, weights_filename, write_fp16
+from stylecore.train.export import MAX_BLEND, blend_states, metric_rows, weights_filename, write_fp16
 from stylecore.weights import WeightsSpec, load_catalog, read_state_dict, upsert_entry
 
 MEASURED_HEADER = "## Measured"
@@ -213,10 +213,7 @@ def derived_card(
             card,
         )
     head, sep, _ = card.partition(MEASURED_HEADER)
-    rows = (
-        "\n".join(f"| {k} | {v} |" for k, v in (metrics or {}).items())
-        or "| (none measured for these weights) | |"
-    )
+    rows = metric_rows(metrics, "(none measured for these weights)")
     head = head if sep else head.rstrip() + "\n\n"
     # after the card's opening text (description, lineage), before its table
     at = head.find("\n| | |\n")

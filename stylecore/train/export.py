@@ -183,6 +183,7 @@ def export_checkpoint(
         "loss_weights": config.loss_weights(),
         "scale_features": bool(config.scale_features),
         "upsample": config.upsample,
+        **({"style_encoder": config.style_encoder} if config.style_encoder else {}),
         **({"ema_decay": config.ema_decay} if "ema" in ckpt else {}),
         "train_seconds": round(ckpt["elapsed"], 1),
         "hardware": hardware or hardware_summary(ckpt.get("hardware_log")),
@@ -296,6 +297,11 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if config.scale_features
         else "The losses compared raw encoder features."
     )
+    if config.style_encoder not in (None, config.encoder):
+        scaling += (
+            f" The style term was computed on `{config.style_encoder}` (its features divided by their "
+            f"layer scales), the content term on `{config.encoder}`."
+        )
     data = meta.get("data") or (
         f"content: {', '.join(map(str, config.content_dirs))}; style: {', '.join(map(str, config.style_dirs))}"
     )

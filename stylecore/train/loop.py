@@ -134,6 +134,11 @@ class TrainConfig(BaseModel):
         "for adain (as the shipped adain-vgg16hed was trained)",
     )
     encoder: str = "vgg16-hed"
+    style_encoder: str | None = Field(
+        None,
+        description="adain: the loss network of the style term (e.g. vgg16-imagenet; not in the paper); "
+        "the content term stays on the encoder; default: the encoder",
+    )
     upsample: Literal["nearest", "bilinear"] = Field(
         "bilinear",
         description="the decoder's x2 upsampling (stylecore.nets.decoder): nearest leaves a grid of 2 and "
@@ -207,6 +212,8 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
+        if self.method != "adain" and self.style_encoder not in (None, self.encoder):
+            raise ValueError("style_encoder applies to adain runs")
         if self.method != "adain" and self.recon_weight:
             raise ValueError(
                 "recon_weight applies to adain runs (sanet/rast: identity1_weight and identity2_weight "
@@ -303,6 +310,9 @@ class Trainer:
         self.encoder = (encoder or load_encoder(config.encoder)).to(self.device)
         if self.encoder.name != config.encoder:
             raise ParameterError(f"encoder {self.encoder.name!r} given, the config names {config.encoder!r}")
+        self.style_encoder = None
+        if config.style_encoder not in (None, config.encoder):
+            self.style_encoder = load_encoder(config.style_encoder).to(self.device)
         self.weights = config.loss_weights()
         self.models: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
@@ -316,6 +326,8 @@ class Trainer:
         # kernels want NHWC (benchmarks/train_speed.py measures it).
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.encoder.to(memory_format=self.memory_format)
+        if self.style_encoder is not None:
+            self.style_encoder.to(memory_format=self.memory_format)
         for module in self.models.values():
             module.to(self.device, memory_format=self.memory_format).train()
         if config.init_from is not None:
@@ -494,6 +506,7 @@ class Trainer:
                     scale_features=scale,
                     style_layers=layers,
                     recon=bool(self.weights.get("recon")),
+                    style_encoder=self.style_encoder,
                 )
             else:
                 # terms at weight 0 are logged, except the identity pair (its passes cost most of a

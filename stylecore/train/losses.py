@@ -282,6 +282,7 @@ def adain_losses(
     scale_features: bool = False,
     style_layers: Mapping[str, float] | None = None,
     recon: bool = False,
+    style_encoder: VGGEncoder | None = None,
 ) -> dict[str, torch.Tensor]:
     """Huang & Belongie 2017, eq. 11-13: content MSE to the AdaIN target t at relu4_1, and the style
     mean/std loss at relu1_1..relu4_1, on the re-encoded output g(t). Unweighted terms.
@@ -295,6 +296,13 @@ def adain_losses(
     A :class:`~stylecore.nets.decoder.SkipDecoder` also gets the content's relu1_1..relu3_1 AdaIN-ed to
     the style's statistics there (what :class:`~stylecore.methods.adain.AdaIN` feeds it). ``recon`` adds
     the ``recon`` term (:func:`reconstruction_loss`) on the content's own features.
+
+    ``style_encoder`` (not in the paper) computes the style term on another loss network, e.g.
+    ``vgg16-imagenet``, on its features divided by their layer scales (:mod:`stylecore.train.scales`)
+    whatever ``scale_features`` says: the content term stays on ``encoder``, where the AdaIN target t
+    lives.
+    vgg16-hed's statistics describe a painting's strokes as rounded, outlined cells (Gatys on either
+    network shows it), ImageNet VGG16's as strokes.
     """
     measure = feature_measure(encoder, scale_features)
     skips = skip_layers(decoder)
@@ -306,9 +314,15 @@ def adain_losses(
         t = levels["relu4_1"]
     out = decode(decoder, levels)
     out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
-    style_feats = measure(style_feats)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
-    style_term = style_loss(out_feats, style_feats, ADAIN_STYLE_LAYERS, style_layers)
+    if style_encoder is None:
+        style_term = style_loss(out_feats, measure(style_feats), ADAIN_STYLE_LAYERS, style_layers)
+    else:
+        measure_s = feature_measure(style_encoder, True)  # two networks' raw scales differ ~15x
+        with torch.no_grad():
+            target = measure_s(style_encoder(style, ADAIN_STYLE_LAYERS))
+        drawn = measure_s(style_encoder(out, ADAIN_STYLE_LAYERS))
+        style_term = style_loss(drawn, target, ADAIN_STYLE_LAYERS, style_layers)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     terms = {
         "content": content_term,

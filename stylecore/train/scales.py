@@ -38,6 +38,21 @@ FEATURE_SCALES: dict[str, dict[str, float]] = {
         "relu5_2": 1.16,
         "relu5_3": 2.32,
     },
+    "vgg16-imagenet": {
+        "relu1_1": 22.19,
+        "relu1_2": 117.37,
+        "relu2_1": 187.19,
+        "relu2_2": 211.99,
+        "relu3_1": 262.55,
+        "relu3_2": 285.66,
+        "relu3_3": 192.87,
+        "relu4_1": 151.25,
+        "relu4_2": 85.2,
+        "relu4_3": 21.42,
+        "relu5_1": 20.94,
+        "relu5_2": 8.86,
+        "relu5_3": 1.17,
+    },
     "vgg19-normalised": {},  # normalised already: every filter's mean activation is 1
 }
 
@@ -73,4 +88,6 @@ if __name__ == "__main__":  # pragma: no cover - the recipe for the constants ab
         found = sorted(Path(folder).glob("*.jpg"))
         files += rng.sample(found, min(128, len(found)))
     torch.set_num_threads(2)
-    print(measure(load_encoder("vgg16-hed"), [read_image(f, max_side=256) for f in files]))
+    images = [read_image(f, max_side=256) for f in files]
+    for name in ("vgg16-hed", "vgg16-imagenet"):
+        print(name, measure(load_encoder(name), images))

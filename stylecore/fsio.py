@@ -65,6 +65,24 @@ def atomic_copy(src: str | Path, dest: str | Path) -> Path:
     return Path(dest)
 
 
+@contextlib.contextmanager
+def restored_on_error(paths: list[Path]) -> Iterator[None]:
+    """Files written together: if the block raises, each of ``paths`` is put back as it was before it
+    (a file that did not exist is removed), so a set of files and the record of their checksums never
+    disagree after a failed write. Holds the old bytes in memory."""
+    old = {p: p.read_bytes() for p in paths if p.is_file()}
+    try:
+        yield
+    except BaseException:
+        for p in paths:
+            with contextlib.suppress(OSError):
+                if p in old:
+                    atomic_write_bytes(p, old[p])
+                else:
+                    p.unlink(missing_ok=True)
+        raise
+
+
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not possible on every platform/filesystem, so best effort.
     with contextlib.suppress(OSError, AttributeError):

@@ -182,3 +182,20 @@ def test_cli_derive_names_the_flag(root):
     assert bad.exit_code == 1 and "--scale" in bad.output and not (root / "d.md").exists()
     bad = runner.invoke(app, ["weights", "derive", "d", "--from", "a", "--share", "0.5", "--root", str(root)])
     assert bad.exit_code == 1 and "--share" in bad.output and "--toward" in bad.output
+
+
+def test_a_failed_catalog_write_puts_the_old_files_back(root, monkeypatch):
+    write_entry(root, "a", 1)
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+
+    def broken(entry, folder):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("stylecore.train.derive.upsert_entry", broken)
+    with pytest.raises(OSError, match="disk full"):
+        derive_weights("a", "a", scales=[Scale("decoder", "1", 2.0)], root=root)
+    with pytest.raises(OSError, match="disk full"):
+        derive_weights("a", "b", scales=[Scale("decoder", "1", 2.0)], root=root)
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before  # nothing new, nothing changed
+    catalog = load_catalog(root)
+    assert all(catalog.verified_path(catalog.get("a"), role).is_file() for role in ("decoder", "transformer"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stylecore.fsio import atomic_copy, atomic_open, atomic_write_bytes, atomic_write_text
+from stylecore.fsio import atomic_copy, atomic_open, atomic_write_bytes, atomic_write_text, restored_on_error
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +65,16 @@ def test_every_rename_over_a_file_is_in_fsio():
         if _renames(node)
     ]
     assert not offenders, "atomic writes outside stylecore.fsio: " + ", ".join(offenders)
+
+
+def test_restored_on_error_puts_back_old_files_and_removes_new_ones(tmp_path):
+    old, new = tmp_path / "old.bin", tmp_path / "new.bin"
+    old.write_bytes(b"before")
+    with pytest.raises(RuntimeError), restored_on_error([old, new]):
+        old.write_bytes(b"after")
+        new.write_bytes(b"fresh")
+        raise RuntimeError("catalog not written")
+    assert old.read_bytes() == b"before" and not new.exists()
+    with restored_on_error([old, new]):  # a clean exit keeps what the block wrote
+        old.write_bytes(b"after")
+    assert old.read_bytes() == b"after"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.fsio import atomic_write_text
+from stylecore.fsio import atomic_write_text, restored_on_error
 from stylecore.train.export import MAX_BLEND, blend_states, metric_rows, weights_filename, write_fp16
 from stylecore.weights import WeightsSpec, load_catalog, read_state_dict, upsert_entry
 
@@ -135,6 +135,21 @@ def derive_weights(
         steps.append({"scale": f"{scale.role}:{scale.prefix}", "factor": scale.factor})
 
     folder = catalog.root
+    targets = [folder / weights_filename(name, spec.arch, f.role) for f in spec.files]
+    with restored_on_error([*targets, folder / f"{name}.md"]):  # files and catalog never disagree
+        return _write_derived(spec, name, states, steps, folder, note, metrics)
+
+
+def _write_derived(
+    spec: WeightsSpec,
+    name: str,
+    states: Mapping[str, Any],
+    steps: list[dict[str, Any]],
+    folder: Path,
+    note: str | None,
+    metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The fp16 files, the card and the catalog entry of a derivation."""
     files = []
     for f in spec.files:
         filename = weights_filename(name, spec.arch, f.role)

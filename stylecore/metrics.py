@@ -1,10 +1,17 @@
-"""Quality metrics: on the one encoder the seed's f_s and f_c and the Gram loss; SSIM and PSNR; a
+"""Quality metrics: on the one encoder the seed's f_s and f_c, the Gram loss and a texture distance
+(:meth:`Metrics.texture`, :func:`texture_ratio`); SSIM and PSNR; a
 palette distance (:func:`palette_distance`), style retrieval (:func:`retrieval`) and the reconstruction
 test (:func:`reconstruction`); a grid-artefact score (:func:`checkerboard`); and a timer.
 
     f_s(I1, I2) = sum_i ||mean(phi_i(I1)) - mean(phi_i(I2))||_2 + ||std(phi_i(I1)) - std(phi_i(I2))||_2
                   over relu1_1 .. relu5_1
     f_c(I1, I2) = ||phi_4_1(I1) - phi_4_1(I2)||_2 + ||phi_5_1(I1) - phi_5_1(I2)||_2
+
+    texture_l(I1, I2) = ||cov(phi_l(I1)) - cov(phi_l(I2))||_F   for each layer l of relu1_1 .. relu5_1
+
+where cov is the channel covariance over positions. f_s sees each channel alone; the covariance sees
+which channels fire together, i.e. the strokes' shapes, with the mean (the palette and the brightness)
+taken out. :func:`texture_ratio` makes it one number per system, each layer counting alike.
 
 Values depend on the encoder (its activation scale), so every report names it. f_c compares
 activations position by position, so both images must have the same size.
@@ -56,8 +63,29 @@ def f_s_matrix(a: StyleStats, b: StyleStats) -> torch.Tensor:
     return total.cpu()
 
 
+def covariance(feat: torch.Tensor) -> torch.Tensor:
+    """The channel covariance over positions of (B, C, H, W) features, (B, C, C) in fp32."""
+    flat = feat.float().flatten(2)
+    flat = flat - flat.mean(dim=2, keepdim=True)
+    return flat @ flat.transpose(1, 2) / flat.shape[2]
+
+
+def texture_ratio(distances: torch.Tensor, references: torch.Tensor) -> float:
+    """One texture figure for a set of outputs: per layer, the summed texture distances of the outputs
+    to their styles over those of the untouched contents to the same styles (both (N, layers), from
+    :meth:`Metrics.texture`), averaged over the layers. 1 = no nearer than the photo, 0 = the
+    painting's texture at every layer; each layer counts alike whatever its activation scale."""
+    if distances.shape != references.shape or distances.ndim != 2:
+        raise ParameterError(
+            f"texture_ratio takes two (N, layers) tables of the same shape, got {tuple(distances.shape)} "
+            f"and {tuple(references.shape)}"
+        )
+    return float((distances.sum(0) / references.sum(0)).mean())
+
+
 class Metrics:
-    """Computes f_s, f_c and the Gram loss with one fixed encoder (batched: one value per image)."""
+    """Computes f_s, f_c, the Gram loss and the texture distance with one fixed encoder (batched: one
+    value per image)."""
 
     def __init__(self, encoder: VGGEncoder) -> None:
         self.encoder = encoder
@@ -126,6 +154,22 @@ class Metrics:
         fa = self.encoder(images.to(self._device), STYLE_LAYERS)
         fb = self.encoder(reference.to(self._device), STYLE_LAYERS)
         return sum((gram(fa[k]) - gram(fb[k])).pow(2).mean(dim=(1, 2)) for k in STYLE_LAYERS).cpu()
+
+    @torch.no_grad()
+    def covariances(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each layer's channel covariance (relu1_1..relu5_1), (B, C, C) each: all the texture
+        distance needs of an image, so a style is encoded once."""
+        feats = self.encoder(images.to(self._device), STYLE_LAYERS)
+        return tuple(covariance(feats[k]) for k in STYLE_LAYERS)
+
+    def texture(
+        self, images: torch.Tensor, reference: torch.Tensor | tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        """Texture distance of each image to the reference image(s) or precomputed covariances, per
+        layer: shape (B, 5), relu1_1..relu5_1."""
+        a = self.covariances(images)
+        b = reference if isinstance(reference, tuple) else self.covariances(reference)
+        return torch.stack([(x - y.to(x)).flatten(1).norm(dim=1) for x, y in zip(a, b, strict=True)], 1).cpu()
 
     @property
     def _device(self) -> torch.device:

@@ -14,6 +14,7 @@ from stylecore.metrics import (
     Metrics,
     StyleStats,
     checkerboard,
+    covariance,
     f_s_matrix,
     grid_amplitude,
     palette_distance,
@@ -23,6 +24,7 @@ from stylecore.metrics import (
     retrieval,
     spectral_peaks,
     ssim,
+    texture_ratio,
     timer,
 )
 from stylecore.ops import gram, mean_std
@@ -59,6 +61,36 @@ def test_f_c_follows_the_seed_formula(metrics, random_encoder):
     assert float(metrics.f_c(a, b)) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ParameterError, match="same size"):
         metrics.f_c(a, synthetic_image(32, 32).unsqueeze(0))
+
+
+def test_covariance_is_the_channel_covariance_over_positions():
+    feat = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    for b in range(2):
+        expected = torch.cov(feat[b].flatten(1), correction=0).float()
+        torch.testing.assert_close(covariance(feat)[b], expected)
+    # the mean is taken out: a brighter or tinted copy has the same texture
+    torch.testing.assert_close(covariance(feat + 5.0), covariance(feat), rtol=1e-4, atol=1e-4)
+
+
+def test_texture_distance_per_layer_and_its_ratio(metrics, random_encoder):
+    a, b = synthetic_image(seed=1).unsqueeze(0), synthetic_image(seed=5).flip(1).unsqueeze(0)
+    d = metrics.texture(a, b)
+    assert d.shape == (1, 5) and bool((d > 0).all())
+    assert float(metrics.texture(a, a).abs().max()) == pytest.approx(0.0, abs=1e-4)
+    torch.testing.assert_close(metrics.texture(a, metrics.covariances(b)), d)
+    fa, fb = random_encoder(a, ("relu3_1",)), random_encoder(b, ("relu3_1",))
+    expected = (covariance(fa["relu3_1"]) - covariance(fb["relu3_1"])).norm()
+    assert float(d[0, 2]) == pytest.approx(float(expected), rel=1e-4)
+
+    refs = torch.tensor([[2.0, 4.0], [2.0, 4.0]])
+    assert texture_ratio(refs, refs) == pytest.approx(1.0)
+    assert texture_ratio(torch.zeros(2, 2), refs) == 0.0
+    # each layer counts alike, whatever its scale: half the distance at one layer, the same at the other
+    assert texture_ratio(
+        torch.tensor([[1.0, 4000.0], [1.0, 4000.0]]), refs * torch.tensor([1.0, 1000.0])
+    ) == (pytest.approx(0.75))
+    with pytest.raises(ParameterError, match="same shape"):
+        texture_ratio(refs, refs[:1])
 
 
 def test_batched_values_are_per_image(metrics):

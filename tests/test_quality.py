@@ -82,7 +82,8 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
 
     if HAS_IMAGENET:  # the second f_s; a row without it (measured before it existed) gets it from its PNG
         assert row["f_s_2"] > 0 and first["f_s_2"] > 0
-        older = {k: v for k, v in row.items() if k != "f_s_2"}
+        assert len(row["texture_2"]) == len(first["texture_2"]) == 5 and min(row["texture_2"]) > 0
+        older = {k: v for k, v in row.items() if k not in ("f_s_2", "texture_2")}
         (out / "adain" / "c0__s0.json").write_text(json.dumps(older) + "\n")
 
     # a second style joins the evaluated set: the first outputs are measured against it from their PNGs
@@ -93,6 +94,7 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     again_row = json.loads((out / "adain" / "c0__s0.json").read_text())
     if HAS_IMAGENET:
         assert again_row["f_s_2"] == pytest.approx(row["f_s_2"], rel=1e-3)
+        assert again_row["texture_2"] == pytest.approx(row["texture_2"], rel=1e-2)  # from the 8-bit PNG
     row = again_row
     assert row["palette_to"].keys() == row["f_s_to"].keys() == {"s0", "s1"}
     saved = read_image(out / "adain" / "c0__s0.png")
@@ -106,8 +108,13 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     text = quality.report({"adain": again}, quality.references(pairs, 128), 2, 2, 4, 128)
     table = [line for line in text.splitlines() if line.startswith("| ")]
     rows = [line.split(" | ")[0] for line in table if "adain" in line or "reference" in line]
-    assert rows == ["| adain", "| reference: content itself", "| reference: style itself"] * 2  # two tables
-    assert len({line.count("|") for line in table[: len(table) // 2]}) == 1
+    both = ["| adain", "| reference: content itself", "| reference: style itself"] * 2  # two tables
+    assert rows == both + (["| adain"] if HAS_IMAGENET else [])  # and the texture ratio by layer
+    first_table = table[: table.index(next(line for line in table if "grid score" in line))]
+    assert len({line.count("|") for line in first_table}) == 1
+    if HAS_IMAGENET:
+        by_layer = table[-1].split(" | ")[1:]
+        assert len(by_layer) == 5 and all(float(x.strip(" |")) > 0 for x in by_layer)
 
 
 def test_grid_has_a_row_per_pair_and_a_column_per_system(tmp_path):

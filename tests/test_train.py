@@ -32,6 +32,7 @@ from stylecore.train.losses import (
     adain_losses,
     discriminator_loss,
     generator_gan_loss,
+    gram_loss,
     grid_loss,
     identity_losses,
     mean_std_loss,
@@ -812,6 +813,45 @@ def test_adain_style_term_on_another_loss_network(random_encoder):
     mixed["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
     assert not any(p.grad is not None for p in other.parameters())
+
+
+def test_gram_loss_sees_what_mean_and_std_do_not():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 16, 16)
+    a = (x - x.mean((2, 3), keepdim=True)) / x.std((2, 3), keepdim=True)  # two unrelated channels
+    independent = {"relu1_1": a}
+    correlated = {"relu1_1": torch.cat([a[:, :1], a[:, :1]], 1)}  # the same channel twice
+    layers = ("relu1_1",)
+    # equal channel means and stds: AdaIN's statistic cannot tell them apart, the Gram matrix can
+    assert float(style_loss(independent, correlated, layers)) < 1e-3
+    assert float(gram_loss(independent, correlated, layers)) > 0.1
+    assert float(gram_loss(independent, independent, layers)) == 0.0
+
+
+def test_gram_loss_is_gatys_and_the_metric_s(random_encoder):
+    from stylecore.metrics import Metrics
+
+    a, b = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    with torch.no_grad():
+        fa, fb = random_encoder(a, STYLE_LAYERS), random_encoder(b, STYLE_LAYERS)
+    torch.testing.assert_close(gram_loss(fa, fb), Metrics(random_encoder).gram_loss(a, b)[0])
+
+
+def test_gram_term_of_adain_and_sanet_trains_the_decoder_only(random_encoder):
+    torch.manual_seed(0)
+    other = VGGEncoder("vgg16-imagenet")  # random weights: a second, different network
+    c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    for style_encoder in (None, other):
+        dec, tr = VGGDecoder("vgg16"), Transform()
+        adain_terms = adain_losses(random_encoder, dec, c, s, style_encoder=style_encoder)
+        sanet_terms, _ = sanet_losses(
+            random_encoder, tr, dec, c, s, identity=False, style_encoder=style_encoder
+        )
+        for terms in (adain_terms, sanet_terms):
+            assert float(terms["gram"].detach()) > 0
+            terms["gram"].backward()
+        assert all(p.grad is not None for p in dec.parameters())
+        assert not any(p.grad is not None for p in (*other.parameters(), *random_encoder.parameters()))
 
 
 def test_style_encoder_is_an_adain_and_sanet_setting(tmp_path):

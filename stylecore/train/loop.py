@@ -93,6 +93,12 @@ class TrainConfig(BaseModel):
     gan_scales: int = Field(3, ge=1, le=4, description="GAN runs: discriminator scales (RAST authors: 3)")
     content_weight: float | None = Field(None, ge=0)
     style_weight: float | None = Field(None, ge=0)
+    gram_weight: float | None = Field(
+        None,
+        ge=0,
+        description="adain/sanet: Gram-matrix style loss on the style loss network (losses.gram_loss; "
+        "Gatys's statistic, not in the papers)",
+    )
     structure_weight: float | None = Field(
         None, ge=0, description="normalised relu2_1+relu3_1 loss to the content (not in the papers)"
     )

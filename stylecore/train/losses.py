@@ -63,7 +63,7 @@ from stylecore.metrics import GRID_PERIODS, periodic_tile, spectral_peaks
 from stylecore.nets.decoder import decode, skip_layers
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
-from stylecore.ops import adain, mean_std, mean_variance_norm
+from stylecore.ops import adain, gram, mean_std, mean_variance_norm
 from stylecore.train.scales import scaled
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -78,10 +78,19 @@ Feats = Mapping[str, torch.Tensor]
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     # "structure", "grid", "palette" and "peaks" are this project's additions (weight 0 = the paper):
     # see adain_losses, grid_loss, palette_loss and peaks_loss.
-    "adain": {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0},
+    "adain": {
+        "content": 1.0,
+        "style": 10.0,
+        "gram": 0.0,
+        "structure": 0.0,
+        "grid": 0.0,
+        "palette": 0.0,
+        "peaks": 0.0,
+    },
     "sanet": {
         "content": 1.0,
         "style": 3.0,
+        "gram": 0.0,
         "identity1": 50.0,
         "identity2": 1.0,
         "gan": 0.0,
@@ -127,11 +136,16 @@ PALETTE_DESCRIPTION = (
     "mean/std MSE of the output's RGB channels against the style image's, in grey levels (not in the paper)"
 )
 
+GRAM_DESCRIPTION = (
+    "MSE of Gram matrices of scaled features, output vs style, on the style loss network (not in the paper)"
+)
+
 # What each term is, for model cards and help texts.
 TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "adain": {
         "content": "MSE to the AdaIN target t at relu4_1",
         "style": "mean/std MSE at relu1_1..relu4_1",
+        "gram": GRAM_DESCRIPTION + " at relu1_1..relu4_1",
         "structure": STRUCTURE_DESCRIPTION,
         "grid": GRID_DESCRIPTION,
         "palette": PALETTE_DESCRIPTION,
@@ -142,6 +156,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "sanet": {
         "content": "MSE of mean-variance-normalised features at relu4_1 + relu5_1 (output vs content)",
         "style": "mean/std MSE at relu1_1..relu5_1 (output vs style)",
+        "gram": GRAM_DESCRIPTION + " at relu1_1..relu5_1",
         "identity1": "pixel MSE of decode(T(c,c)) to c plus decode(T(s,s)) to s",
         "identity2": "feature MSE at relu1_1..relu5_1 of the same identity images",
         "gan": "LSGAN generator loss of the output against a multi-scale PatchGAN discriminator trained "
@@ -187,6 +202,17 @@ def style_loss(
     each layer times its entry in ``weights`` (default 1; the module docstring's ``style_layers``)."""
     weights = weights or {}
     return _sum(weights.get(k, 1.0) * mean_std_loss(a[k], b[k]) for k in layers)
+
+
+def gram_loss(
+    a: Feats, b: Feats, layers: tuple[str, ...] = STYLE_LAYERS, weights: Mapping[str, float] | None = None
+) -> torch.Tensor:
+    """Gatys et al.'s style loss: MSE between the layers' Gram matrices (:func:`stylecore.ops.gram`),
+    summed over ``layers``, each times its entry in ``weights`` (default 1). Computed in fp32: a Gram
+    matrix sums every position's products."""
+    weights = weights or {}
+    with torch.autocast(a[layers[0]].device.type, enabled=False):
+        return _sum(weights.get(k, 1.0) * F.mse_loss(gram(a[k].float()), gram(b[k].float())) for k in layers)
 
 
 def normalised_content_loss(
@@ -270,19 +296,26 @@ def _same(feats: Feats) -> Feats:
     return feats
 
 
-def other_style_term(
-    style_encoder: VGGEncoder,
-    out: torch.Tensor,
-    style: torch.Tensor,
-    style_layers: Mapping[str, float] | None,
-    layers: tuple[str, ...] = STYLE_LAYERS,
-) -> torch.Tensor:
-    """The mean/std style term on a second loss network (``style_encoder``), its features divided by
-    their layer scales whatever ``scale_features`` says: two networks' raw scales differ ~15x."""
-    measure = feature_measure(style_encoder, True)
+def style_features(
+    network: VGGEncoder, out: torch.Tensor, style: torch.Tensor, layers: tuple[str, ...]
+) -> tuple[Feats, Feats]:
+    """The output's and the style image's features on a loss network, each layer divided by its scale
+    (:mod:`stylecore.train.scales`) whatever ``scale_features`` says: two networks' raw scales
+    differ ~15x, and a Gram matrix squares them."""
+    measure = feature_measure(network, True)
     with torch.no_grad():
-        target = measure(style_encoder(style, layers))
-    return style_loss(measure(style_encoder(out, layers)), target, layers, style_layers)
+        target = measure(network(style, layers))
+    return measure(network(out, layers)), target
+
+
+def style_statistics_terms(
+    out_scaled: Feats, style_scaled: Feats, layers: tuple[str, ...], style_layers: Mapping[str, float] | None
+) -> dict[str, torch.Tensor]:
+    """``style`` (mean/std) and ``gram`` (Gram matrices) of the output against the style image."""
+    return {
+        "style": style_loss(out_scaled, style_scaled, layers, style_layers),
+        "gram": gram_loss(out_scaled, style_scaled, layers, style_layers),
+    }
 
 
 # ---- AdaIN -------------------------------------------------------------------------------------------
@@ -328,16 +361,22 @@ def adain_losses(
         levels = adain_levels(("relu4_1", *skips), content_feats, style_feats)
         t = levels["relu4_1"]
     out = decode(decoder, levels)
-    out_feats = measure(encoder(out, ADAIN_STYLE_LAYERS))
+    raw_out = encoder(out, ADAIN_STYLE_LAYERS)
+    out_feats = measure(raw_out)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
+    layers = ADAIN_STYLE_LAYERS
     if style_encoder is None:
-        style_term = style_loss(out_feats, measure(style_feats), ADAIN_STYLE_LAYERS, style_layers)
+        style_terms = {
+            "style": style_loss(out_feats, measure(style_feats), layers, style_layers),
+            "gram": gram_loss(scaled(encoder, raw_out), scaled(encoder, style_feats), layers, style_layers),
+        }
     else:
-        style_term = other_style_term(style_encoder, out, style, style_layers, ADAIN_STYLE_LAYERS)
+        pair = style_features(style_encoder, out, style, layers)
+        style_terms = style_statistics_terms(*pair, layers, style_layers)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     terms = {
         "content": content_term,
-        "style": style_term,
+        **style_terms,
         "structure": structure_term,
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
@@ -409,14 +448,22 @@ def sanet_losses(
         fc = encoder(content, STYLE_LAYERS)
         fs = encoder(style, STYLE_LAYERS)
     out = sanet_decode(transformer, decoder, fc, fs)
-    fo, mc = measure(encoder(out, STYLE_LAYERS)), measure(fc)
+    fo_raw = encoder(out, STYLE_LAYERS)
+    fo, mc = measure(fo_raw), measure(fc)
     images, feats = (content, style), (fc, fs)
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
+    if style_encoder is None:
+        style_terms = {
+            "style": style_loss(fo, measure(fs), weights=style_layers),
+            "gram": gram_loss(scaled(encoder, fo_raw), scaled(encoder, fs), weights=style_layers),
+        }
+    else:
+        style_terms = style_statistics_terms(
+            *style_features(style_encoder, out, style, STYLE_LAYERS), STYLE_LAYERS, style_layers
+        )
     terms = {
         "content": normalised_content_loss(fo, mc),
-        "style": other_style_term(style_encoder, out, style, style_layers)
-        if style_encoder is not None
-        else style_loss(fo, measure(fs), weights=style_layers),
+        **style_terms,
         **ident,
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),

@@ -111,7 +111,7 @@ def test_adain_losses_through_a_skip_decoder(random_encoder):
     dec = SkipDecoder("vgg16", "bilinear")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s, recon=True)
-    assert set(terms) == {"content", "style", "structure", "grid", "palette", "peaks", "recon"}
+    assert set(terms) == {"content", "style", "gram", "structure", "grid", "palette", "peaks", "recon"}
     # at zero skips the skip decoder's terms are its body's
     plain = adain_losses(random_encoder, dec.body, c, s)
     for k, v in plain.items():

@@ -182,7 +182,7 @@ def test_adain_losses_terms(random_encoder):
     dec = VGGDecoder("vgg16")
     c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
     terms = adain_losses(random_encoder, dec, c, s)
-    assert set(terms) == {"content", "style", "structure", "grid", "palette", "peaks"}
+    assert set(terms) == {"content", "style", "gram", "structure", "grid", "palette", "peaks"}
     assert all(v.item() > 0 for k, v in terms.items() if k != "peaks")  # peaks: none in 32 px noise
     terms["style"].backward()
     assert all(p.grad is not None for p in dec.parameters())
@@ -446,8 +446,8 @@ def test_old_adain_checkpoint_config_still_validates():
         "init_from": None, "checkpoint_every_s": 300.0, "log_every": 10,
     }  # fmt: skip
     cfg = TrainConfig.from_checkpoint(old)
-    weights = {"content": 1.0, "style": 10.0, "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0}
-    assert cfg.loss_weights() == weights
+    weights = {"content": 1.0, "style": 10.0, "gram": 0.0, "structure": 0.0, "grid": 0.0, "palette": 0.0}
+    assert cfg.loss_weights() == weights | {"peaks": 0.0}
     assert cfg.scale_features is False
     # checkpoints from before the upsample setting trained nearest decoders; new runs train bilinear
     assert cfg.upsample == "nearest" and cfg.decoder_arch() == "decoder-vgg16"
@@ -468,7 +468,7 @@ def test_resume_refuses_another_upsampling(folders, tmp_path, random_encoder, on
 def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     sanet = config(folders, 1, method="sanet", size=64)
     assert sanet.loss_weights() == {
-        "content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0, "gan": 0.0,
+        "content": 1.0, "style": 3.0, "gram": 0.0, "identity1": 50.0, "identity2": 1.0, "gan": 0.0,
         "structure": 0.0, "grid": 0.0, "palette": 0.0, "peaks": 0.0,
     }  # fmt: skip
     assert sanet.scale_features is True and config(folders, 1).scale_features is False
@@ -478,6 +478,8 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="adain", gan_weight=1.0)
+    with pytest.raises(ValidationError, match="gram_weight"):  # RAST's style terms are mean/std only
+        config(folders, 1, method="rast", size=128, gram_weight=1.0)
     # this project's terms are every method's, off by default (the papers' objectives)
     for term in ("structure", "grid", "palette", "peaks"):
         assert all(

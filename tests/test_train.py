@@ -868,7 +868,10 @@ def test_style_encoder_is_an_adain_and_sanet_setting(tmp_path):
     for method in ("adain", "sanet"):
         folders = {"content_dirs": [tmp_path], "style_dirs": [tmp_path]}
         cfg = TrainConfig(method=method, **folders, steps=1, style_encoder="vgg16-imagenet")
-        assert cfg.style_encoder == "vgg16-imagenet"
+        assert cfg.style_encoder == cfg.other_style_encoder == "vgg16-imagenet"
+    # naming the encoder itself is no second network, and allowed for every method
+    same = TrainConfig(method="rast", **folders, steps=1, style_encoder="vgg16-hed")
+    assert same.other_style_encoder is None
 
 
 def test_sanet_style_term_on_another_loss_network(random_encoder):

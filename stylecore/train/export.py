@@ -299,7 +299,7 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if config.scale_features
         else "The losses compared raw encoder features."
     )
-    if config.style_encoder not in (None, config.encoder):
+    if config.other_style_encoder:
         scaling += (
             f" The style term was computed on `{config.style_encoder}` (its features divided by their "
             f"layer scales), the content term on `{config.encoder}`."

@@ -218,7 +218,7 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
-        if self.method == "rast" and self.style_encoder not in (None, self.encoder):
+        if self.method == "rast" and self.other_style_encoder:
             raise ValueError("style_encoder applies to adain and sanet runs")
         if self.method != "adain" and self.recon_weight:
             raise ValueError(
@@ -259,6 +259,11 @@ class TrainConfig(BaseModel):
     def build_decoder(self) -> VGGDecoder | SkipDecoder:
         kind = SkipDecoder if self.decoder == "skip" else VGGDecoder
         return kind(layout_for(self.encoder), self.upsample)
+
+    @property
+    def other_style_encoder(self) -> str | None:
+        """The style term's loss network where it is not the encoder (``style_encoder``), else None."""
+        return self.style_encoder if self.style_encoder not in (None, self.encoder) else None
 
     def loss_weights(self) -> dict[str, float]:
         """The method's loss terms and their weights, in the method's order (``recon`` last, where
@@ -317,8 +322,8 @@ class Trainer:
         if self.encoder.name != config.encoder:
             raise ParameterError(f"encoder {self.encoder.name!r} given, the config names {config.encoder!r}")
         self.style_encoder = None
-        if config.style_encoder not in (None, config.encoder):
-            self.style_encoder = load_encoder(config.style_encoder).to(self.device)
+        if config.other_style_encoder:
+            self.style_encoder = load_encoder(config.other_style_encoder).to(self.device)
         self.weights = config.loss_weights()
         self.models: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG

@@ -308,13 +308,29 @@ def style_features(
     return measure(network(out, layers)), target
 
 
-def style_statistics_terms(
-    out_scaled: Feats, style_scaled: Feats, layers: tuple[str, ...], style_layers: Mapping[str, float] | None
+def style_terms(
+    encoder: VGGEncoder,
+    measure: Measure,
+    raw: tuple[Feats, Feats],
+    images: tuple[torch.Tensor, torch.Tensor],
+    layers: tuple[str, ...],
+    style_layers: Mapping[str, float] | None,
+    style_encoder: VGGEncoder | None,
 ) -> dict[str, torch.Tensor]:
-    """``style`` (mean/std) and ``gram`` (Gram matrices) of the output against the style image."""
+    """``style`` (mean/std) and ``gram`` (Gram matrices) of the output against the style image.
+
+    ``raw`` are the output's and the style's raw ``encoder`` features, ``images`` the two images. On the
+    encoder, ``style`` compares what ``measure`` gives (as ``scale_features`` says) and ``gram`` scaled
+    features; on a ``style_encoder`` both compare its scaled features (:func:`style_features`)."""
+    if style_encoder is None:
+        out, style = raw
+        mean_std_pair: tuple[Feats, Feats] = (measure(out), measure(style))
+        gram_pair: tuple[Feats, Feats] = (scaled(encoder, dict(out)), scaled(encoder, dict(style)))
+    else:
+        mean_std_pair = gram_pair = style_features(style_encoder, *images, layers)
     return {
-        "style": style_loss(out_scaled, style_scaled, layers, style_layers),
-        "gram": gram_loss(out_scaled, style_scaled, layers, style_layers),
+        "style": style_loss(*mean_std_pair, layers, style_layers),
+        "gram": gram_loss(*gram_pair, layers, style_layers),
     }
 
 
@@ -364,19 +380,12 @@ def adain_losses(
     raw_out = encoder(out, ADAIN_STYLE_LAYERS)
     out_feats = measure(raw_out)
     content_term = F.mse_loss(out_feats["relu4_1"], measure({"relu4_1": t})["relu4_1"])
-    layers = ADAIN_STYLE_LAYERS
-    if style_encoder is None:
-        style_terms = {
-            "style": style_loss(out_feats, measure(style_feats), layers, style_layers),
-            "gram": gram_loss(scaled(encoder, raw_out), scaled(encoder, style_feats), layers, style_layers),
-        }
-    else:
-        pair = style_features(style_encoder, out, style, layers)
-        style_terms = style_statistics_terms(*pair, layers, style_layers)
+    raw, images = (raw_out, style_feats), (out, style)
+    statistics = style_terms(encoder, measure, raw, images, ADAIN_STYLE_LAYERS, style_layers, style_encoder)
     structure_term = normalised_content_loss(out_feats, content_feats, STRUCTURE_LAYERS)
     terms = {
         "content": content_term,
-        **style_terms,
+        **statistics,
         "structure": structure_term,
         "grid": grid_loss(out),
         "palette": palette_loss(out, style),
@@ -452,18 +461,12 @@ def sanet_losses(
     fo, mc = measure(fo_raw), measure(fc)
     images, feats = (content, style), (fc, fs)
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
-    if style_encoder is None:
-        style_terms = {
-            "style": style_loss(fo, measure(fs), weights=style_layers),
-            "gram": gram_loss(scaled(encoder, fo_raw), scaled(encoder, fs), weights=style_layers),
-        }
-    else:
-        style_terms = style_statistics_terms(
-            *style_features(style_encoder, out, style, STYLE_LAYERS), STYLE_LAYERS, style_layers
-        )
+    statistics = style_terms(
+        encoder, measure, (fo_raw, fs), (out, style), STYLE_LAYERS, style_layers, style_encoder
+    )
     terms = {
         "content": normalised_content_loss(fo, mc),
-        **style_terms,
+        **statistics,
         **ident,
         "structure": normalised_content_loss(fo, mc, STRUCTURE_LAYERS),
         "grid": grid_loss(out),

@@ -358,6 +358,7 @@ def references(pairs, size: int) -> dict:
     grid_s: dict[Path, dict[str, float]] = {}
     contents = list(dict.fromkeys(c for c, _ in pairs))
     styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
+    style_covariances: dict[Path, tuple[torch.Tensor, ...]] = {}  # each style encoded once
     content_rows: dict[Path, dict] = {}
     for content_path, style_path in pairs:
         content = read_image(content_path, max_side=size)
@@ -365,7 +366,9 @@ def references(pairs, size: int) -> dict:
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
         if second is not None:
             fs2.append(float(second.f_s(content[None], style[None])[0]))
-            texture2.append(second.texture(content[None], style[None])[0])
+            if style_path not in style_covariances:
+                style_covariances[style_path] = second.covariances(style[None])
+            texture2.append(second.texture(content[None], style_covariances[style_path])[0])
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
         ssim_sc.append(float(ssim(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content

@@ -9,7 +9,7 @@ ask for and nothing else. For the first ``--pairs`` (content, style) pairs of th
 script prints each output's f_s ratio, f_s(output, style) / f_s(content, style), on both trunks (each
 network scores its own output best, so the two numbers disagree about which is closer to the
 painting: look at the figure) and writes a row per pair: content, style, Gatys on vgg16-hed, Gatys on
-vgg16-imagenet. Needs the ``imagenet`` extra.
+vgg16-imagenet.
 """
 
 from __future__ import annotations

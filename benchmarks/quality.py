@@ -9,7 +9,7 @@ The split is ``stylecore/data/eval_split.txt`` (8 contents x 8 styles of ../shar
 with the vgg16-hed encoder where a measure needs one (``stylecore.metrics``):
 
 - f_c(output, content), and f_s(output, style) over f_s(content, style) (the untouched photo's);
-- the same f_s ratio on ``vgg16-imagenet`` (ImageNet VGG16, the ``imagenet`` extra): vgg16-hed's
+- the same f_s ratio on ``vgg16-imagenet`` (ImageNet VGG16): vgg16-hed's
   statistics take a painting's strokes for rounded, outlined cells, ImageNet VGG16's do not (docs/quality.md);
 - the texture ratio on ``vgg16-imagenet`` (``stylecore.metrics.texture_ratio``): per layer, the distance
   of the output's channel covariance to the style's over the content's, averaged over relu1_1..relu5_1.
@@ -157,7 +157,7 @@ class EvaluatedStyles:
     """The styles of a report at its size, with what retrieval compares of each (computed once, when
     first needed): its image, f_s statistics and palette quantiles."""
 
-    def __init__(self, paths: list[Path], size: int, metrics: Metrics, second: Metrics | None = None) -> None:
+    def __init__(self, paths: list[Path], size: int, metrics: Metrics, second: Metrics) -> None:
         self.paths, self.size, self.metrics, self.second = paths, size, metrics, second
         self.stems = [p.stem for p in paths]
         self._images: dict[Path, torch.Tensor] = {}
@@ -167,7 +167,6 @@ class EvaluatedStyles:
 
     def covariances(self, path: Path) -> tuple[torch.Tensor, ...]:
         """The style's channel covariances on the second encoder (the texture distance's reference)."""
-        assert self.second is not None
         if path not in self._covariances:
             self._covariances[path] = self.second.covariances(self.image(path)[None])
         return self._covariances[path]
@@ -202,9 +201,9 @@ def style_measures(
     tables style retrieval ranks), and on the second encoder ``f_s_2`` and ``texture_2`` (per layer), f_s
     and the texture distance to its own ``style``."""
     new: dict = {}
-    if styles.second is not None and "f_s_2" not in row:
+    if "f_s_2" not in row:
         new["f_s_2"] = float(styles.second.f_s(image[None], styles.image(style)[None])[0])
-    if styles.second is not None and "texture_2" not in row:
+    if "texture_2" not in row:
         new["texture_2"] = styles.second.texture(image[None], styles.covariances(style))[0].tolist()
     if "ssim" not in row:
         new["ssim"] = float(ssim(image[None], same_size(content, image)[None])[0])
@@ -225,13 +224,9 @@ ROW_MEASURES = (*IMAGE_MEASURES, "ssim")
 SECOND_ENCODER = "vgg16-imagenet"  # the second f_s (its own column)
 
 
-def second_metrics(device: torch.device | str = "cpu") -> Metrics | None:
-    """f_s on ImageNet VGG16, or None where its package is not installed (the column shows -)."""
-    try:
-        return Metrics(load_encoder(SECOND_ENCODER, device=device))
-    except StyleCoreError as exc:
-        print(f"f_s on {SECOND_ENCODER}: not measured ({exc})")
-        return None
+def second_metrics(device: torch.device | str = "cpu") -> Metrics:
+    """f_s and texture on ImageNet VGG16 (the shipped trunk)."""
+    return Metrics(load_encoder(SECOND_ENCODER, device=device))
 
 
 def run_method(
@@ -258,7 +253,7 @@ def run_method(
             complete = (
                 set(ROW_MEASURES) <= row.keys()
                 and all(set(styles.stems) <= row.get(k, {}).keys() for k in ("palette_to", "f_s_to"))
-                and (styles.second is None or {"f_s_2", "texture_2"} <= row.keys())
+                and {"f_s_2", "texture_2"} <= row.keys()
             )
             if not complete:  # measured before a measure (or a style) was there: from the PNG
                 image = read_image(out / method / f"{stem}.png")
@@ -300,8 +295,8 @@ def run_method(
         "pairs": len(pairs),
         "params": params,
         **{name: sum(r[name] for r in rows) / len(rows) for name in ("f_c", "f_s", "ssim")},
-        "f_s_2": sum(r["f_s_2"] for r in rows) / len(rows) if styles.second else None,
-        "texture_2": torch.tensor([r["texture_2"] for r in rows]).mean(0).tolist() if styles.second else None,
+        "f_s_2": sum(r["f_s_2"] for r in rows) / len(rows),
+        "texture_2": torch.tensor([r["texture_2"] for r in rows]).mean(0).tolist(),
         "palette": sum(r["palette_to"][s.stem] for r, (_, s) in zip(rows, pairs, strict=True)) / len(rows),
         **{f"{by}_retrieval": retrieval(table, own) for by, table in tables.items()},
         **{name: statistics.median(r[name] for r in rows) for name in IMAGE_MEASURES},
@@ -357,18 +352,14 @@ def references(pairs, size: int) -> dict:
     grid_c: dict[Path, dict[str, float]] = {}
     grid_s: dict[Path, dict[str, float]] = {}
     contents = list(dict.fromkeys(c for c, _ in pairs))
-    styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics)
-    style_covariances: dict[Path, tuple[torch.Tensor, ...]] = {}  # each style encoded once
+    styles = EvaluatedStyles(list(dict.fromkeys(s for _, s in pairs)), size, metrics, second)
     content_rows: dict[Path, dict] = {}
     for content_path, style_path in pairs:
         content = read_image(content_path, max_side=size)
         style = styles.image(style_path)
         fs.append(float(metrics.f_s(content[None], style[None])[0]))
-        if second is not None:
-            fs2.append(float(second.f_s(content[None], style[None])[0]))
-            if style_path not in style_covariances:
-                style_covariances[style_path] = second.covariances(style[None])
-            texture2.append(second.texture(content[None], style_covariances[style_path])[0])
+        fs2.append(float(second.f_s(content[None], style[None])[0]))
+        texture2.append(second.texture(content[None], styles.covariances(style_path))[0])
         fc.append(float(metrics.f_c(crop_to(style, content)[None], content[None])[0]))
         ssim_sc.append(float(ssim(crop_to(style, content)[None], content[None])[0]))
         # each image once: a content recurs for every style, a style for every content
@@ -383,8 +374,8 @@ def references(pairs, size: int) -> dict:
     tables = {by: distance_table(rows, by, styles.stems) for by in ("palette", "f_s")}
     return {
         "f_s(content, style)": sum(fs) / len(fs),
-        "f_s_2(content, style)": sum(fs2) / len(fs2) if fs2 else None,
-        "texture_2(content, style)": torch.stack(texture2).mean(0).tolist() if texture2 else None,
+        "f_s_2(content, style)": sum(fs2) / len(fs2),
+        "texture_2(content, style)": torch.stack(texture2).mean(0).tolist(),
         "f_c(style, content)": sum(fc) / len(fc),
         "palette(content, style)": sum(palette) / len(palette),
         "ssim(style, content)": sum(ssim_sc) / len(ssim_sc),
@@ -468,14 +459,12 @@ def report(
         "| f_s retrieval | luminance SSIM to content | reconstruction SSIM | reconstruction PSNR (dB) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    ref2, ref_texture = ref.get("f_s_2(content, style)"), ref.get("texture_2(content, style)")
+    ref2, ref_texture = ref["f_s_2(content, style)"], ref["texture_2(content, style)"]
 
     def second(r: dict) -> str:
-        return f"{r['f_s_2'] / ref2:.3f}" if r.get("f_s_2") is not None and ref2 else "-"
+        return f"{r['f_s_2'] / ref2:.3f}"
 
     def texture(r: dict) -> str:
-        if r.get("texture_2") is None or not ref_texture:
-            return "-"
         return f"{texture_ratio(torch.tensor([r['texture_2']]), torch.tensor([ref_texture])):.3f}"
 
     for m, r in results.items():
@@ -527,8 +516,7 @@ def report(
         "`stylecore.metrics.spectral_peaks` of the output with the content as reference, in grey levels RMS: "
         "narrow spectral peaks (a stripe or hatch texture, at any period) that the content does not have.",
     ]
-    if ref_texture:
-        lines += ["", *texture_table(results, ref_texture)]
+    lines += ["", *texture_table(results, ref_texture)]
     return "\n".join(lines) + "\n"
 
 
@@ -542,9 +530,8 @@ def texture_table(results: dict[str, dict], ref_texture: list[float]) -> list[st
         "| --- |" + " --- |" * len(STYLE_LAYERS),
     ]
     for m, r in results.items():
-        if r.get("texture_2") is not None:
-            ratios = (a / b for a, b in zip(r["texture_2"], ref_texture, strict=True))
-            lines.append(f"| {m} | " + " | ".join(f"{x:.3f}" for x in ratios) + " |")
+        ratios = (a / b for a, b in zip(r["texture_2"], ref_texture, strict=True))
+        lines.append(f"| {m} | " + " | ".join(f"{x:.3f}" for x in ratios) + " |")
     return lines
 
 

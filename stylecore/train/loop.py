@@ -434,8 +434,9 @@ class Trainer:
             if isinstance(target, SkipDecoder) and not any(k.startswith("body.") for k in state):
                 target = target.body  # a plain decoder starts the skip decoder's body
             elif isinstance(target, SkipDecoder):  # the skips of levels this decoder lacks are left out
-                kept = {f"skip.{i}." for i in range(len(target.layers))}
-                state = {k: v for k, v in state.items() if not k.startswith("skip.") or k[:7] in kept}
+                n = len(target.layers)
+                dropped = {k for k in state if k.startswith("skip.") and int(k.split(".")[1]) >= n}
+                state = {k: v for k, v in state.items() if k not in dropped}
             load_strict(target, state, source=str(path))
 
     # ---- checkpoints -----------------------------------------------------------------------------

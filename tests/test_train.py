@@ -856,22 +856,33 @@ def test_gram_term_of_adain_and_sanet_trains_the_decoder_only(random_encoder):
         assert not any(p.grad is not None for p in (*other.parameters(), *random_encoder.parameters()))
 
 
-def test_style_encoder_is_an_adain_and_sanet_setting(tmp_path):
-    with pytest.raises(ValidationError, match="style_encoder applies to adain and sanet"):
-        TrainConfig(
-            method="rast",
-            content_dirs=[tmp_path],
-            style_dirs=[tmp_path],
-            steps=1,
-            style_encoder="vgg16-imagenet",
-        )
-    for method in ("adain", "sanet"):
-        folders = {"content_dirs": [tmp_path], "style_dirs": [tmp_path]}
+def test_style_encoder_is_a_setting_of_every_method(tmp_path):
+    folders = {"content_dirs": [tmp_path], "style_dirs": [tmp_path]}
+    for method in ("adain", "sanet", "rast"):
         cfg = TrainConfig(method=method, **folders, steps=1, style_encoder="vgg16-imagenet")
         assert cfg.style_encoder == cfg.other_style_encoder == "vgg16-imagenet"
-    # naming the encoder itself is no second network, and allowed for every method
+        assert cfg.loss_weights()["gram"] == 0.0  # the Gram term is every method's, off by default
+    # naming the encoder itself is no second network
     same = TrainConfig(method="rast", **folders, steps=1, style_encoder="vgg16-hed")
     assert same.other_style_encoder is None
+
+
+def test_rast_style_and_gram_terms_on_another_loss_network(random_encoder):
+    torch.manual_seed(0)
+    other = VGGEncoder("vgg16-imagenet")  # random weights: a second, different network
+    c, s = synthetic_image(32, 32, seed=1)[None], synthetic_image(32, 32, seed=2)[None]
+    dec, tr = VGGDecoder("vgg16"), Transform()
+    own, _ = rast_losses(random_encoder, tr, dec, c, s, identity=False)
+    mixed, _ = rast_losses(random_encoder, tr, dec, c, s, identity=False, style_encoder=other)
+    # RAST's restoration terms stay on the encoder; the style and Gram terms move
+    for term in ("content_transitive", "style_transitive", "style_diff", "content"):
+        torch.testing.assert_close(mixed[term], own[term])
+    for term in ("style", "gram"):
+        assert not torch.isclose(mixed[term], own[term])
+        assert float(mixed[term].detach()) > 0
+    (mixed["style"] + mixed["gram"]).backward()
+    assert all(p.grad is not None for p in (*dec.parameters(), *tr.parameters()))
+    assert not any(p.grad is not None for p in (*other.parameters(), *random_encoder.parameters()))
 
 
 def test_sanet_style_term_on_another_loss_network(random_encoder):

@@ -96,7 +96,7 @@ class TrainConfig(BaseModel):
     gram_weight: float | None = Field(
         None,
         ge=0,
-        description="adain/sanet: Gram-matrix style loss on the style loss network (losses.gram_loss; "
+        description="Gram-matrix style loss on the style loss network (losses.gram_loss; "
         "Gatys's statistic, not in the papers)",
     )
     structure_weight: float | None = Field(
@@ -142,8 +142,8 @@ class TrainConfig(BaseModel):
     encoder: str = "vgg16-hed"
     style_encoder: str | None = Field(
         None,
-        description="adain, sanet: the loss network of the style term (e.g. vgg16-imagenet; not in the "
-        "papers); the content term stays on the encoder; default: the encoder",
+        description="the loss network of the style and gram terms (e.g. vgg16-imagenet; not in the "
+        "papers); content and RAST's restoration terms stay on the encoder; default: the encoder",
     )
     upsample: Literal["nearest", "bilinear"] = Field(
         "bilinear",
@@ -226,8 +226,6 @@ class TrainConfig(BaseModel):
                 f"style_layers {self.style_layers}: weights >= 0 of {self.method}'s style layers "
                 f"({', '.join(layers)})"
             )
-        if self.method == "rast" and self.other_style_encoder:
-            raise ValueError("style_encoder applies to adain and sanet runs")
         if self.method != "adain" and self.recon_weight:
             raise ValueError(
                 "recon_weight applies to adain runs (sanet/rast: identity1_weight and identity2_weight "
@@ -544,7 +542,7 @@ class Trainer:
                     terms, out = sanet_losses(*nets, **options, style_encoder=self.style_encoder)
                     judged = [(m["disc_style"], style, out)] if self.cfg.discriminators else []
                 else:
-                    terms, images = rast_losses(*nets, **options)
+                    terms, images = rast_losses(*nets, **options, style_encoder=self.style_encoder)
                     judged = (
                         rast_judged(m["disc_style"], m["disc_content"], content, style, images)
                         if self.cfg.discriminators

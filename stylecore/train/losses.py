@@ -113,6 +113,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "gan": 5.0,
         "content": 0.0,
         "style": 0.0,
+        "gram": 0.0,
         "structure": 0.0,
         "grid": 0.0,
         "palette": 0.0,
@@ -177,6 +178,7 @@ TERM_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "gan": "LSGAN generator loss of both outputs against their multi-scale PatchGAN discriminators",
         "content": "SANet content loss of both outputs (logged; in the objective only if weighted)",
         "style": "SANet style loss of both outputs (logged; in the objective only if weighted)",
+        "gram": GRAM_DESCRIPTION + " at relu1_1..relu5_1, both outputs (T(s, c) against the content)",
         "structure": STRUCTURE_DESCRIPTION + "; T(s, c) against the style",
         "grid": GRID_DESCRIPTION + " (both outputs)",
         "palette": PALETTE_DESCRIPTION + "; T(s, c) against the content",
@@ -505,6 +507,7 @@ def rast_losses(
     scale_features: bool = False,
     identity: bool = True,
     style_layers: Mapping[str, float] | None = None,
+    style_encoder: VGGEncoder | None = None,
 ) -> tuple[dict[str, torch.Tensor], RastImages]:
     """RAST's generator terms (all but the GAN term, which needs the discriminators) and the two outputs.
 
@@ -521,8 +524,10 @@ def rast_losses(
     terms between the two paths); the SANet identity losses; this project's structure term,
     :func:`grid_loss` and :func:`palette_loss` of both outputs (weight 0 by default); and, for
     logging (weight 0 by default, as in the authors' final code), SANet's content/style losses of both
-    outputs. ``Lc`` is :func:`normalised_content_loss`, ``Ls`` :func:`style_loss`. ``identity=False``
-    leaves the identity terms out (as :func:`sanet_losses`).
+    outputs, and the Gram term of both (:func:`style_terms`). ``Lc`` is :func:`normalised_content_loss`,
+    ``Ls`` :func:`style_loss`. ``identity=False`` leaves the identity terms out (as :func:`sanet_losses`);
+    ``style_encoder`` puts SANet's style term and the Gram term on another loss network, as in
+    :func:`adain_losses` (RAST's own restoration terms stay on ``encoder``).
     """
     measure = feature_measure(encoder, scale_features)
     with torch.no_grad():
@@ -544,6 +549,12 @@ def rast_losses(
     _, _, mrs2 = stylize(f2, fs)
     images, feats = (content, style), (fc, fs)
     ident = identity_losses(encoder, transformer, decoder, images, feats, measure) if identity else {}
+    # each output against the image whose style it must take: T(c, s) the style, T(s, c) the content
+    on = (encoder, measure)
+    stats = [
+        style_terms(*on, (f1, fs), (o1, style), STYLE_LAYERS, style_layers, style_encoder),
+        style_terms(*on, (f2, fc), (o2, content), STYLE_LAYERS, style_layers, style_encoder),
+    ]
 
     terms = {
         "content_transitive": normalised_content_loss(mrc1, mc) + normalised_content_loss(mrs2, ms),
@@ -553,7 +564,8 @@ def rast_losses(
         "style_restoration": style_loss(mrc1, mrc2) + style_loss(mrs1, mrs2),
         **ident,
         "content": normalised_content_loss(m1, mc) + normalised_content_loss(m2, ms),
-        "style": style_loss(m1, ms, weights=style_layers) + style_loss(m2, mc, weights=style_layers),
+        "style": stats[0]["style"] + stats[1]["style"],
+        "gram": stats[0]["gram"] + stats[1]["gram"],
         "structure": normalised_content_loss(m1, mc, STRUCTURE_LAYERS)
         + normalised_content_loss(m2, ms, STRUCTURE_LAYERS),
         "grid": grid_loss(o1) + grid_loss(o2),

@@ -478,10 +478,10 @@ def test_loss_weight_defaults_overrides_and_foreign_terms(folders):
     assert (rast["content_transitive"], rast["style_diff"], rast["gan"], rast["identity1"]) == (2, 2, 5, 50)
     with pytest.raises(ValidationError, match="gan_weight"):
         config(folders, 1, method="adain", gan_weight=1.0)
-    with pytest.raises(ValidationError, match="gram_weight"):  # RAST's style terms are mean/std only
-        config(folders, 1, method="rast", size=128, gram_weight=1.0)
+    with pytest.raises(ValidationError, match="identity1_weight"):  # AdaIN has no identity terms
+        config(folders, 1, method="adain", identity1_weight=1.0)
     # this project's terms are every method's, off by default (the papers' objectives)
-    for term in ("structure", "grid", "palette", "peaks"):
+    for term in ("gram", "structure", "grid", "palette", "peaks"):
         assert all(
             config(folders, 1, method=m, size=128, **{f"{term}_weight": 2}).loss_weights()[term] == 2
             for m in METHODS

@@ -39,6 +39,19 @@ def synthetic_image(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
     return img.clamp(0, 1)
 
 
+def image_folders(
+    root: Path, n: int, content_hw: tuple[int, int] = (40, 52), style_hw: tuple[int, int] = (44, 40)
+) -> tuple[Path, Path]:
+    """``root/content`` and ``root/style`` with ``n`` synthetic PNGs each (the styles flipped upside down)."""
+    from stylecore.imageio import write_image
+
+    content, style = root / "content", root / "style"
+    for i in range(n):
+        write_image(synthetic_image(*content_hw, seed=i), content / f"c{i}.png")
+        write_image(synthetic_image(*style_hw, seed=10 + i).flip(0), style / f"s{i}.png")
+    return content, style
+
+
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch, tmp_path_factory):
     """No test reads or writes the user's real STYLEPIPE_HOME; global RNG state does not leak."""

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.methods.adain import AdaIN
 from stylecore.methods.sanet import SANet
@@ -27,7 +26,7 @@ from stylecore.train.losses import (
     sanet_losses,
 )
 from stylecore.weights import load_catalog
-from tests.conftest import synthetic_image
+from tests.conftest import image_folders, synthetic_image
 
 SHAPES = {"relu4_1": (512, 4), "relu3_1": (256, 8), "relu2_1": (128, 16), "relu1_1": (64, 32)}
 
@@ -122,11 +121,7 @@ def test_adain_losses_through_a_skip_decoder(random_encoder):
 
 @pytest.fixture()
 def folders(tmp_path) -> tuple[Path, Path]:
-    content, style = tmp_path / "content", tmp_path / "style"
-    for i in range(4):
-        write_image(synthetic_image(40, 52, seed=i), content / f"c{i}.png")
-        write_image(synthetic_image(44, 40, seed=10 + i).flip(0), style / f"s{i}.png")
-    return content, style
+    return image_folders(tmp_path, 4)
 
 
 def skip_config(folders, steps: int, **kw) -> TrainConfig:

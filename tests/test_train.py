@@ -19,7 +19,6 @@ from torch.nn import functional as F
 
 from stylecore.device import describe_device
 from stylecore.errors import ParameterError, WeightsError
-from stylecore.imageio import write_image
 from stylecore.methods import get_method
 from stylecore.nets.decoder import VGGDecoder
 from stylecore.nets.discriminator import MultiScalePatchGAN
@@ -45,15 +44,12 @@ from stylecore.train.losses import (
     style_loss,
 )
 from stylecore.weights import load_catalog
-from tests.conftest import needs_hed, synthetic_image
+from tests.conftest import image_folders, needs_hed, synthetic_image
 
 
 @pytest.fixture()
 def folders(tmp_path) -> tuple[Path, Path]:
-    content, style = tmp_path / "content", tmp_path / "style"
-    for i in range(5):
-        write_image(synthetic_image(40, 52, seed=i), content / f"c{i}.png")
-        write_image(synthetic_image(44, 40, seed=10 + i).flip(0), style / f"s{i}.png")
+    content, style = image_folders(tmp_path, 5)
     (content / "broken.jpg").write_bytes(b"")  # skipped, not fatal
     return content, style
 
@@ -649,8 +645,10 @@ def test_freeze_keeps_something_to_train(folders):
 def test_sanet_rast_export_loads_as_a_stylizer(
     folders, tmp_path, random_encoder, monkeypatch, tiny_crops, one_thread, method
 ):
-    trainer = Trainer(  # the default weights have a skip decoder
-        small_config(folders, method, 1, decoder="skip"),
+    # the default weights have a skip decoder; SANet's a normalised transformer
+    kind = {"sanet": "norm", "rast": "merge"}[method]
+    trainer = Trainer(
+        small_config(folders, method, 1, decoder="skip", transformer=kind),
         tmp_path / "run.ckpt",
         device="cpu",
         encoder=random_encoder,
@@ -662,11 +660,11 @@ def test_sanet_rast_export_loads_as_a_stylizer(
         (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
     )
     name = get_method(method).default_weights
-    assert name == f"{method}-vgg16hed-skip"
+    assert name == {"sanet": "sanet-vgg16hed-norm", "rast": "rast-vgg16hed-skip"}[method]
     entry = export_checkpoint(ckpt, name, root=root)
     assert [(f["role"], f["filename"], f["arch"]) for f in entry["files"]] == [
         ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16-bilinear-skip"),
-        ("transformer", f"{name}.transformer.safetensors", "sanet-transformer"),
+        ("transformer", f"{name}.transformer.safetensors", f"sanet-transformer{'-norm' * (kind == 'norm')}"),
     ]
     card = (root / f"{name}.md").read_text()
     assert "identity1 | 50 |" in card and ("style_diff | 2 |" in card) == (method == "rast")
@@ -688,7 +686,7 @@ def test_sanet_rast_export_loads_as_a_stylizer(
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
     for source in (root / f"{name}.transformer.safetensors", name):
         again = Trainer(
-            small_config(folders, "sanet", 1, init_from=source, decoder="skip"),
+            small_config(folders, "sanet", 1, init_from=source, decoder="skip", transformer=kind),
             tmp_path / "b.ckpt",
             encoder=random_encoder,
         )

@@ -8,6 +8,11 @@ With a :class:`~stylecore.nets.decoder.SkipDecoder` (this project's departure fr
 decoder also gets the content's ``relu1_1``..``relu3_1`` AdaIN-ed to the style's statistics there
 (:meth:`FeedForwardStylizer._transfer_levels`), as AdaIN's skip decoder does: attention places the
 style's patterns, the shallow levels carry the photo's edges and the style's colours.
+
+With a :class:`~stylecore.nets.transformer.NormalisedTransform` (also a departure) the two attention
+outputs are summed and AdaIN-ed to the style's ``relu4_1`` statistics instead of merged by
+``merge_conv``; the decoder is then one trained on AdaIN's features (the shipped weights share
+AdaIN's skip decoder). Under masks the statistics are taken per region, as AdaIN's are.
 """
 
 from __future__ import annotations
@@ -17,21 +22,27 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from stylecore.methods.base import FeedForwardStylizer, StyleCode
+from stylecore.errors import ParameterError
+from stylecore.methods.base import FeedForwardStylizer, StyleCode, adain_region
 from stylecore.methods.registry import register_method
 from stylecore.nets.decoder import SkipDecoder, VGGDecoder, layout_for
 from stylecore.nets.encoder import VGGEncoder
-from stylecore.nets.transformer import Transform
+from stylecore.nets.transformer import NormalisedTransform, Transform
+from stylecore.ops import mean_std
 
 
 @register_method
 class SANet(FeedForwardStylizer):
     name: ClassVar[str] = "sanet"
-    default_weights: ClassVar[str | None] = "sanet-vgg16hed-skip"
+    default_weights: ClassVar[str | None] = "sanet-vgg16hed-norm"
     multiple: ClassVar[int] = 16
 
     def __init__(
-        self, encoder: VGGEncoder, transformer: Transform, decoder: VGGDecoder | SkipDecoder, **kw
+        self,
+        encoder: VGGEncoder,
+        transformer: Transform | NormalisedTransform,
+        decoder: VGGDecoder | SkipDecoder,
+        **kw,
     ) -> None:
         super().__init__(encoder, **kw)
         self.transformer = transformer.eval().requires_grad_(False)
@@ -57,7 +68,10 @@ class SANet(FeedForwardStylizer):
         feats = self.encoder(style, ("relu4_1", "relu5_1", *self.skip_levels))
         k4, v4 = self.transformer.sanet4_1.keys_values(feats["relu4_1"])
         k5, v5 = self.transformer.sanet5_1.keys_values(feats["relu5_1"])
-        return {"k4": k4, "v4": v4, "k5": k5, "v5": v5, **self._skip_code(feats)}
+        code = {"k4": k4, "v4": v4, "k5": k5, "v5": v5, **self._skip_code(feats)}
+        if isinstance(self.transformer, NormalisedTransform):
+            code["mean"], code["std"] = mean_std(feats["relu4_1"])
+        return code
 
     def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.encoder(content, ("relu4_1", "relu5_1", *self.skip_levels))
@@ -66,4 +80,11 @@ class SANet(FeedForwardStylizer):
         t = code.tensors
         o4 = self.transformer.sanet4_1.attend(cfeats["relu4_1"], t["k4"], t["v4"])
         o5 = self.transformer.sanet5_1.attend(cfeats["relu5_1"], t["k5"], t["v5"])
-        return self.transformer.merge(o4, o5)
+        if not isinstance(self.transformer, NormalisedTransform):
+            return self.transformer.merge(o4, o5)
+        if "mean" not in t:
+            raise ParameterError(
+                "this style code was encoded for a transformer without normalisation; encode the style "
+                "again with this stylizer's encode_style"
+            )
+        return adain_region(self.transformer.add(o4, o5), t["mean"], t["std"], mask)

@@ -11,6 +11,12 @@ Memory: upstream materialises the (HW/64)^2 attention matrix (1 GiB per image at
 scale), which uses memory-efficient kernels, and queries are processed in chunks, so memory grows
 linearly with the number of content positions. Keys/values of a style are computed once (the
 method's ``encode_style``) and cached.
+
+:class:`NormalisedTransform` is this project's departure from the paper: the same two attention
+blocks, but their outputs are added (``relu5_1``'s upsampled) without ``merge_conv`` and the sum is
+AdaIN-ed to the style's ``relu4_1`` mean/std. Its output then lives in the encoder's own ``relu4_1``
+space with the style's statistics there, which is what AdaIN's decoder takes: attention places the
+style's patterns, the statistics carry its palette and contrast exactly, at any resolution.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stylecore.ops import mean_variance_norm
+from stylecore.ops import adain, mean_std, mean_variance_norm
 
 QUERY_CHUNK = 4096  # content positions per attention call: bounds peak memory at any resolution
 
@@ -74,3 +80,24 @@ class Transform(nn.Module):
 
     def forward(self, c4: torch.Tensor, s4: torch.Tensor, c5: torch.Tensor, s5: torch.Tensor) -> torch.Tensor:
         return self.merge(self.sanet4_1(c4, s4), self.sanet5_1(c5, s5))
+
+
+class NormalisedTransform(nn.Module):
+    """SANet's attention at relu4_1 and relu5_1, summed and AdaIN-ed to the style's relu4_1 statistics.
+
+    The keys are :class:`Transform`'s without ``merge_conv``: ``sanet4_1.*`` and ``sanet5_1.*``.
+    """
+
+    def __init__(self, channels: int = 512) -> None:
+        super().__init__()
+        self.sanet4_1 = SANetBlock(channels)
+        self.sanet5_1 = SANetBlock(channels)
+
+    @staticmethod
+    def add(o4: torch.Tensor, o5: torch.Tensor) -> torch.Tensor:
+        """The attention outputs before normalisation: ``o4`` plus ``o5`` resized to ``o4``'s size."""
+        return o4 + F.interpolate(o5, size=o4.shape[-2:], mode="nearest")
+
+    def forward(self, c4: torch.Tensor, s4: torch.Tensor, c5: torch.Tensor, s5: torch.Tensor) -> torch.Tensor:
+        mean, std = mean_std(s4)
+        return adain(self.add(self.sanet4_1(c4, s4), self.sanet5_1(c5, s5)), mean, std)

@@ -1,8 +1,8 @@
 """Turn a training checkpoint into shipped weights: fp16 safetensors, a catalog entry, a model card.
 
 AdaIN ships one file, ``<name>.safetensors`` (role ``decoder``). SANet and RAST ship two, named by
-role: ``<name>.decoder.safetensors`` and ``<name>.transformer.safetensors`` (arch ``sanet-transformer``),
-which is what :meth:`stylecore.methods.base.Stylizer.load` loads by role. RAST's discriminators are
+role: ``<name>.decoder.safetensors`` and ``<name>.transformer.safetensors`` (arch ``sanet-transformer``
+or ``sanet-transformer-norm``), which is what :meth:`stylecore.methods.base.Stylizer.load` loads by role. RAST's discriminators are
 only needed for training and stay in the checkpoint.
 
 A snapshot (:func:`write_snapshot`) is the same fp16 files under the method's own name with the
@@ -31,7 +31,6 @@ from stylecore.train.loop import METHOD_ROLES, TrainConfig, Trainer, checkpoint_
 from stylecore.train.losses import TERM_DESCRIPTIONS
 from stylecore.weights import read_state_dict, sha256_file, upsert_entry, weights_dir
 
-TRANSFORMER_ARCH = "sanet-transformer"
 METHOD_TITLES = {
     "adain": "AdaIN decoder",
     "sanet": "SANet transformer and decoder",
@@ -169,7 +168,7 @@ def export_checkpoint(
         data = data or ckpt.get("data")
     method, encoder = config.method, config.encoder
     root.mkdir(parents=True, exist_ok=True)
-    arch = {"decoder": config.decoder_arch(), "transformer": TRANSFORMER_ARCH}
+    arch = {"decoder": config.decoder_arch(), "transformer": config.transformer_arch()}
     filenames = {role: weights_filename(name, method, role) for role in roles}
     files: list[dict[str, str]] = []  # filled below, where the files are written
     meta = {

@@ -34,7 +34,7 @@ from stylecore.models import load_encoder
 from stylecore.nets.decoder import SkipDecoder, VGGDecoder, decoder_arch, layout_for
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
-from stylecore.nets.transformer import Transform
+from stylecore.nets.transformer import NormalisedTransform, Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
 from stylecore.train.losses import (
     ADAIN_STYLE_LAYERS,
@@ -157,6 +157,13 @@ class TrainConfig(BaseModel):
         "name a plain decoder, which becomes its body (sanet/rast: their identity losses are then the "
         "reconstruction term)",
     )
+    transformer: Literal["merge", "norm"] = Field(
+        "merge",
+        description="sanet/rast: merge is the paper's transformer (merge_conv over both attention "
+        "outputs); norm sums them and AdaIN-s the sum to the style's relu4_1 statistics "
+        "(stylecore.nets.transformer.NormalisedTransform; not in the papers), for a decoder of AdaIN's "
+        "features; init_from may name a merge transformer, whose merge_conv is left out",
+    )
     skips: int = Field(
         3,
         ge=1,
@@ -264,6 +271,13 @@ class TrainConfig(BaseModel):
             layout_for(self.encoder), self.upsample, skip=self.decoder == "skip", skips=self.skips
         )
 
+    def transformer_arch(self) -> str:
+        """The catalog ``arch`` of this run's transformer (sanet/rast)."""
+        return "sanet-transformer-norm" if self.transformer == "norm" else "sanet-transformer"
+
+    def build_transformer(self, channels: int) -> Transform | NormalisedTransform:
+        return NormalisedTransform(channels) if self.transformer == "norm" else Transform(channels)
+
     def build_decoder(self) -> VGGDecoder | SkipDecoder:
         if self.decoder == "skip":
             return SkipDecoder(layout_for(self.encoder), self.upsample, skips=self.skips)
@@ -339,7 +353,7 @@ class Trainer:
             torch.manual_seed(config.seed)
             self.models["decoder"] = config.build_decoder()
             if config.method in ("sanet", "rast"):
-                self.models["transformer"] = Transform(self.encoder.channels("relu4_1"))
+                self.models["transformer"] = config.build_transformer(self.encoder.channels("relu4_1"))
             for role in config.discriminators:
                 self.models[role] = MultiScalePatchGAN(scales=config.gan_scales)
         # channels_last: oneDNN's bf16 convolutions (AMX on recent CPUs) and cuDNN's tensor-core
@@ -435,6 +449,8 @@ class Trainer:
                 n = len(target.layers)
                 dropped = {k for k in state if k.startswith("skip.") and int(k.split(".")[1]) >= n}
                 state = {k: v for k, v in state.items() if k not in dropped}
+            elif isinstance(target, NormalisedTransform):  # a paper transformer's attention blocks
+                state = {k: v for k, v in state.items() if not k.startswith("merge_conv.")}
             load_strict(target, state, source=str(path))
 
     # ---- checkpoints -----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from stylecore.imageio import read_image, write_image
 from stylecore.methods import get_method
 from stylecore.models import build_module, load_encoder
 from stylecore.nets.decoder import SkipDecoder
-from stylecore.nets.transformer import Transform
 from stylecore.ops import adain, mean_std
 from stylecore.train.export import read_snapshot
 from stylecore.train.loop import TrainConfig, checkpoint_weights
@@ -34,7 +33,7 @@ def load_run(ckpt: Path) -> object:
     enc = load_encoder(config.encoder)
     modules = {"decoder": build_module(config.decoder_arch())}
     if method != "adain":
-        modules["transformer"] = Transform(enc.channels("relu4_1"))
+        modules["transformer"] = config.build_transformer(enc.channels("relu4_1"))
     for role, weights in checkpoint_weights(state, list(modules)).items():
         modules[role].load_state_dict({k: v.float() for k, v in weights.items()})
     for m in modules.values():

@@ -2,8 +2,8 @@
 
 AdaIN ships one file, ``<name>.safetensors`` (role ``decoder``). SANet and RAST ship two, named by
 role: ``<name>.decoder.safetensors`` and ``<name>.transformer.safetensors`` (arch ``sanet-transformer``
-or ``sanet-transformer-norm``), which is what :meth:`stylecore.methods.base.Stylizer.load` loads by role. RAST's discriminators are
-only needed for training and stay in the checkpoint.
+or ``sanet-transformer-norm``), which is what :meth:`stylecore.methods.base.Stylizer.load` loads by
+role. RAST's discriminators are only needed for training and stay in the checkpoint.
 
 A snapshot (:func:`write_snapshot`) is the same fp16 files under the method's own name with the
 training config, step and hardware in their metadata, written after every checkpoint: a machine

@@ -21,7 +21,7 @@ from stylecore.nets.encoder import (
     hed_h5_state_dict,
     keras_onnx_vgg16_state_dict,
 )
-from stylecore.nets.transformer import NormalisedTransform, Transform
+from stylecore.nets.transformer import TRANSFORMERS
 from stylecore.weights import Catalog, load_catalog, load_strict, read_state_dict
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {
@@ -42,8 +42,7 @@ ARCHS: dict[str, Callable[[], nn.Module]] = {
         for up in UPSAMPLING
         for n in range(1, len(SKIP_LAYERS) + 1)
     },
-    "sanet-transformer": Transform,
-    "sanet-transformer-norm": NormalisedTransform,
+    **dict(TRANSFORMERS.values()),
 }
 
 

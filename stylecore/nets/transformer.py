@@ -101,3 +101,10 @@ class NormalisedTransform(nn.Module):
     def forward(self, c4: torch.Tensor, s4: torch.Tensor, c5: torch.Tensor, s5: torch.Tensor) -> torch.Tensor:
         mean, std = mean_std(s4)
         return adain(self.add(self.sanet4_1(c4, s4), self.sanet5_1(c5, s5)), mean, std)
+
+
+# catalog ``arch`` and class of each transformer kind (TrainConfig.transformer)
+TRANSFORMERS: dict[str, tuple[str, type[nn.Module]]] = {
+    "merge": ("sanet-transformer", Transform),
+    "norm": ("sanet-transformer-norm", NormalisedTransform),
+}

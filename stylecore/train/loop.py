@@ -34,7 +34,7 @@ from stylecore.models import load_encoder
 from stylecore.nets.decoder import SkipDecoder, VGGDecoder, decoder_arch, layout_for
 from stylecore.nets.discriminator import MultiScalePatchGAN
 from stylecore.nets.encoder import STYLE_LAYERS, VGGEncoder
-from stylecore.nets.transformer import NormalisedTransform, Transform
+from stylecore.nets.transformer import TRANSFORMERS, NormalisedTransform, Transform
 from stylecore.train.data import CropStream, ImagePool, list_images
 from stylecore.train.losses import (
     ADAIN_STYLE_LAYERS,
@@ -273,10 +273,10 @@ class TrainConfig(BaseModel):
 
     def transformer_arch(self) -> str:
         """The catalog ``arch`` of this run's transformer (sanet/rast)."""
-        return "sanet-transformer-norm" if self.transformer == "norm" else "sanet-transformer"
+        return TRANSFORMERS[self.transformer][0]
 
     def build_transformer(self, channels: int) -> Transform | NormalisedTransform:
-        return NormalisedTransform(channels) if self.transformer == "norm" else Transform(channels)
+        return TRANSFORMERS[self.transformer][1](channels)
 
     def build_decoder(self) -> VGGDecoder | SkipDecoder:
         if self.decoder == "skip":

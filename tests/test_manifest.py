@@ -136,7 +136,7 @@ def test_method_without_weights_is_reported(tree, monkeypatch):
     (bare / "catalog.json").write_text((Path(__file__).parents[1] / "weights" / "catalog.json").read_text())
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(bare))
     found = problems_of(write_manifest(tree, {"schema_version": 1, "jobs": [job(method="rast")]}))
-    assert any(p.startswith("jobs[0].method: rast needs weights 'rast-vgg16hed-skip'") for p in found)
+    assert any(p.startswith("jobs[0].method: rast needs weights 'rast-vgg16hed-norm'") for p in found)
     path = write_manifest(tree, {"schema_version": 1, "jobs": [job(method="gatys")]})
     plan(load_manifest(path), path)  # gatys needs no trained weights
 

@@ -645,10 +645,9 @@ def test_freeze_keeps_something_to_train(folders):
 def test_sanet_rast_export_loads_as_a_stylizer(
     folders, tmp_path, random_encoder, monkeypatch, tiny_crops, one_thread, method
 ):
-    # the default weights have a skip decoder; SANet's a normalised transformer
-    kind = {"sanet": "norm", "rast": "merge"}[method]
+    # the default weights have a skip decoder and a normalised transformer
     trainer = Trainer(
-        small_config(folders, method, 1, decoder="skip", transformer=kind),
+        small_config(folders, method, 1, decoder="skip", transformer="norm"),
         tmp_path / "run.ckpt",
         device="cpu",
         encoder=random_encoder,
@@ -660,11 +659,11 @@ def test_sanet_rast_export_loads_as_a_stylizer(
         (Path(__file__).parent / "data" / "empty" / "catalog.json").read_text()
     )
     name = get_method(method).default_weights
-    assert name == {"sanet": "sanet-vgg16hed-norm", "rast": "rast-vgg16hed-skip"}[method]
+    assert name == {"sanet": "sanet-vgg16hed-norm", "rast": "rast-vgg16hed-norm"}[method]
     entry = export_checkpoint(ckpt, name, root=root)
     assert [(f["role"], f["filename"], f["arch"]) for f in entry["files"]] == [
         ("decoder", f"{name}.decoder.safetensors", "decoder-vgg16-bilinear-skip"),
-        ("transformer", f"{name}.transformer.safetensors", f"sanet-transformer{'-norm' * (kind == 'norm')}"),
+        ("transformer", f"{name}.transformer.safetensors", "sanet-transformer-norm"),
     ]
     card = (root / f"{name}.md").read_text()
     assert "identity1 | 50 |" in card and ("style_diff | 2 |" in card) == (method == "rast")
@@ -686,7 +685,7 @@ def test_sanet_rast_export_loads_as_a_stylizer(
     monkeypatch.setenv("STYLEPIPE_WEIGHTS", str(root))
     for source in (root / f"{name}.transformer.safetensors", name):
         again = Trainer(
-            small_config(folders, "sanet", 1, init_from=source, decoder="skip", transformer=kind),
+            small_config(folders, "sanet", 1, init_from=source, decoder="skip", transformer="norm"),
             tmp_path / "b.ckpt",
             encoder=random_encoder,
         )

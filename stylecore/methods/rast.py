@@ -17,4 +17,4 @@ from stylecore.methods.sanet import SANet
 @register_method
 class RAST(SANet):
     name: ClassVar[str] = "rast"
-    default_weights: ClassVar[str | None] = "rast-vgg16hed-skip"
+    default_weights: ClassVar[str | None] = "rast-vgg16hed-norm"
